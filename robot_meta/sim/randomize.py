@@ -1,0 +1,306 @@
+"""Task families as data, and randomization as a pure function.
+
+A family (see ``robots/<name>/families.toml``) names, for each randomized factor, a training
+distribution and an out-of-distribution (OOD) distribution for evaluation. Sampling is
+
+    params = sample_params(robot, ranges, rng, n)      # pure: (nominal, ranges, rng) -> params
+
+and returns an (n, F) array in the robot's factor order: nominal values, with each listed factor
+replaced by a draw from its distribution. Nothing here touches a physics engine; the backends
+apply params to an MjModel (without recompiling) or to the PyBullet twin.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_meta.sim.robots.robot_def import RobotDef, get_robot
+from robot_meta.sim.task import InitSpec
+
+DISTRIBUTIONS = ("uniform", "loguniform", "randint", "fixed")
+SPLITS = ("train", "ood")
+
+
+class SpecError(ValueError):
+    """A task-family or parameter file is invalid; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A one-dimensional distribution over a factor's values."""
+
+    dist: str
+    low: float
+    high: float
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw n values."""
+        if self.dist == "uniform":
+            return rng.uniform(self.low, self.high, size=n)  # x ~ U(low, high)
+        if self.dist == "loguniform":
+            # log x ~ U(log low, log high)
+            return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size=n))
+        if self.dist == "randint":
+            # x ~ uniform on the integers {low, ..., high}
+            return rng.integers(int(self.low), int(self.high) + 1, size=n).astype(float)
+        return np.full(n, self.low)  # fixed: x = value
+
+    def describe(self) -> str:
+        return {
+            "uniform": f"U({self.low:g}, {self.high:g})",
+            "loguniform": f"logU({self.low:g}, {self.high:g})",
+            "randint": f"randint{{{int(self.low)}..{int(self.high)}}}",
+            "fixed": f"{self.low:g}",
+        }[self.dist]
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A named task family of one robot: training and OOD distributions per factor."""
+
+    robot: str
+    name: str
+    description: str
+    train: Mapping[str, Distribution]
+    ood: Mapping[str, Distribution]
+    init: InitSpec = field(default_factory=InitSpec)
+    resample_prob: float = 0.0  # per-step probability of redrawing an env's params (RMA-style)
+
+    def ranges(self, split: str) -> Mapping[str, Distribution]:
+        """The distributions of one split, ``train`` or ``ood``."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+        return self.train if split == "train" else self.ood
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling (pure)
+
+
+def nominal_params(robot: RobotDef) -> np.ndarray:
+    """The robot's nominal factor values, shape (F,)."""
+    return np.array([f.nominal for f in robot.factors], dtype=float)
+
+
+def sample_params(
+    robot: RobotDef, ranges: Mapping[str, Distribution], rng: np.random.Generator, n: int = 1
+) -> np.ndarray:
+    """Draw n parameter vectors (n, F): nominal values with every listed factor redrawn.
+
+    Pure: the only state used is ``rng``. Each factor's distribution is written beside it in
+    the family file and applied by :meth:`Distribution.sample`.
+    """
+    params = np.tile(nominal_params(robot), (n, 1))
+    for i, f in enumerate(robot.factors):
+        if f.name in ranges:
+            params[:, i] = ranges[f.name].sample(rng, n)
+    return params
+
+
+def normalize_params(robot: RobotDef, params: np.ndarray) -> np.ndarray:
+    """The privileged factor vector e = 2 (x - lo) / (hi - lo) - 1 per factor, with (lo, hi) the
+    factor's ``norm_range`` (the ``all`` family's training range). In-range values lie in
+    [-1, 1]; OOD values fall outside."""
+    lo = np.array([f.norm_range[0] for f in robot.factors])
+    hi = np.array([f.norm_range[1] for f in robot.factors])
+    return 2.0 * (np.asarray(params) - lo) / (hi - lo) - 1.0
+
+
+def params_to_dict(robot: RobotDef, params: np.ndarray) -> dict[str, float]:
+    """One parameter vector (F,) as {factor name: value}."""
+    return {f.name: float(v) for f, v in zip(robot.factors, np.asarray(params), strict=True)}
+
+
+def params_from_dict(robot: RobotDef, values: Mapping[str, Any], where: str) -> np.ndarray:
+    """{factor name: value} -> (F,) vector, nominal where missing. Validates names and bounds."""
+    params = nominal_params(robot)
+    for key, value in values.items():
+        if key not in robot.factor_names:
+            raise SpecError(
+                f"{where}: unknown factor {key!r} for robot {robot.name!r}; "
+                f"known factors: {', '.join(robot.factor_names)}"
+            )
+        f = robot.factor(key)
+        v = _number(value, f"{where}.{key}")
+        _check_bounds(f.name, f.bounds, v, v, f"{where}.{key}")
+        params[robot.factor_names.index(key)] = v
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise SpecError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_bounds(name: str, bounds: tuple[float, float], low: float, high: float,
+                  where: str) -> None:
+    if low < bounds[0] or high > bounds[1]:
+        raise SpecError(
+            f"{where}: values must lie in [{bounds[0]:g}, {bounds[1]:g}] for factor {name!r}, "
+            f"got [{low:g}, {high:g}]"
+        )
+
+
+def parse_distribution(robot: RobotDef, name: str, raw: Any, where: str) -> Distribution:
+    """Validate one ``factor = { dist = ..., low = ..., high = ... }`` entry."""
+    if name not in robot.factor_names:
+        raise SpecError(
+            f"{where}: unknown factor {name!r} for robot {robot.name!r}; "
+            f"known factors: {', '.join(robot.factor_names)}"
+        )
+    f = robot.factor(name)
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a table like {{ dist = \"uniform\", low = 0, high = 1 }}")
+    unknown = set(raw) - {"dist", "low", "high", "value"}
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: dist, low, high, value")
+    dist = raw.get("dist", "uniform")
+    if dist not in DISTRIBUTIONS:
+        raise SpecError(f"{where}.dist: unknown distribution {dist!r}; use one of {DISTRIBUTIONS}")
+    if dist == "fixed":
+        if "value" not in raw:
+            raise SpecError(f"{where}.value: a fixed distribution needs `value`")
+        low = high = _number(raw["value"], f"{where}.value")
+    else:
+        for k in ("low", "high"):
+            if k not in raw:
+                raise SpecError(f"{where}.{k}: missing (a {dist} distribution needs low and high)")
+        low, high = _number(raw["low"], f"{where}.low"), _number(raw["high"], f"{where}.high")
+        if low > high:
+            raise SpecError(f"{where}: low ({low:g}) > high ({high:g})")
+    if dist == "loguniform" and low <= 0:
+        raise SpecError(f"{where}.low: loguniform needs low > 0, got {low:g}")
+    if (dist == "randint" or f.integer) and (low != int(low) or high != int(high)):
+        raise SpecError(f"{where}: factor {name!r} takes integers, got [{low:g}, {high:g}]")
+    if f.integer and dist not in ("randint", "fixed"):
+        raise SpecError(f"{where}.dist: factor {name!r} is an integer; use randint or fixed")
+    _check_bounds(name, f.bounds, low, high, where)
+    return Distribution(dist, low, high)
+
+
+_FAMILY_KEYS = {"description", "init", "resample_prob", "train", "ood"}
+
+
+def parse_family(robot: RobotDef, name: str, raw: Any, where: str) -> FamilySpec:
+    """Validate one ``[<family>]`` table."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a table")
+    unknown = set(raw) - _FAMILY_KEYS
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_FAMILY_KEYS)}")
+    splits: dict[str, dict[str, Distribution]] = {}
+    for split in SPLITS:
+        table = raw.get(split, {})
+        if not isinstance(table, dict):
+            raise SpecError(f"{where}.{split}: expected a table of factors")
+        splits[split] = {
+            k: parse_distribution(robot, k, v, f"{where}.{split}.{k}") for k, v in table.items()
+        }
+    if not splits["train"]:
+        raise SpecError(f"{where}.train: a family must randomize at least one factor")
+    init_raw = raw.get("init", {})
+    if not isinstance(init_raw, dict):
+        raise SpecError(f"{where}.init: expected a table {{ qpos_noise = .., qvel_noise = .. }}")
+    bad = set(init_raw) - {"qpos_noise", "qvel_noise"}
+    if bad:
+        raise SpecError(f"{where}.init: unknown key(s) {sorted(bad)}; allowed: qpos_noise, qvel_noise")
+    init_vals = {k: _number(v, f"{where}.init.{k}") for k, v in init_raw.items()}
+    for k, v in init_vals.items():
+        if v < 0:
+            raise SpecError(f"{where}.init.{k}: must be >= 0, got {v:g}")
+    p = _number(raw.get("resample_prob", 0.0), f"{where}.resample_prob")
+    if not 0.0 <= p <= 1.0:
+        raise SpecError(f"{where}.resample_prob: must lie in [0, 1], got {p:g}")
+    desc = raw.get("description", "")
+    if not isinstance(desc, str):
+        raise SpecError(f"{where}.description: expected a string")
+    return FamilySpec(robot.name, name, desc, splits["train"], splits["ood"],
+                      InitSpec(**init_vals), p)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file, turning syntax errors into a SpecError that names the file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read ({e.strerror})") from e
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML: {e}") from e
+
+
+def load_families(robot: str | RobotDef, path: str | Path | None = None) -> dict[str, FamilySpec]:
+    """All families in a family file (the robot's bundled ``families.toml`` by default)."""
+    rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
+    path = Path(path) if path else rdef.families_path
+    data = read_toml(path)
+    file_robot = data.pop("robot", rdef.name)
+    if file_robot != rdef.name:
+        raise SpecError(f"{path}: robot = {file_robot!r}, but families were requested for "
+                        f"{rdef.name!r}")
+    return {name: parse_family(rdef, name, raw, f"{path}: [{name}]") for name, raw in data.items()}
+
+
+def load_family(robot: str | RobotDef, family: str | Path | FamilySpec) -> FamilySpec:
+    """A family by bundled name (``friction``, ``mass``, ``payload``, ``all``) or from a TOML file
+    (``path.toml`` holding one family, or ``path.toml:name``)."""
+    if isinstance(family, FamilySpec):
+        return family
+    rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
+    text = str(family)
+    if text.endswith(".toml") or ".toml:" in text:
+        path, _, name = text.partition(".toml")
+        path += ".toml"
+        name = name.lstrip(":")
+        fams = load_families(rdef, path)
+        if name:
+            if name not in fams:
+                raise SpecError(f"{path}: no family {name!r}; families: {', '.join(fams)}")
+            return fams[name]
+        if len(fams) != 1:
+            raise SpecError(f"{path}: holds {len(fams)} families ({', '.join(fams)}); "
+                            f"pick one with {path}:<name>")
+        return next(iter(fams.values()))
+    fams = load_families(rdef)
+    if text not in fams:
+        raise SpecError(f"unknown family {text!r} for robot {rdef.name!r}; "
+                        f"families: {', '.join(fams)} (or a path to a .toml file)")
+    return fams[text]
+
+
+def load_params_file(path: str | Path, robot: str | None = None) -> tuple[RobotDef, np.ndarray]:
+    """Read a hidden-parameter file (``robot = "arm2"`` and a ``[params]`` table of factor
+    values; missing factors are nominal). Returns the robot and its (F,) parameter vector."""
+    data = read_toml(Path(path))
+    unknown = set(data) - {"robot", "params", "description"}
+    if unknown:
+        raise SpecError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: robot, params, "
+                        "description")
+    name = data.get("robot", robot)
+    if name is None:
+        raise SpecError(f"{path}: missing `robot = \"cartpole\"` or `robot = \"arm2\"`")
+    if robot is not None and name != robot:
+        raise SpecError(f"{path}: robot = {name!r}, but {robot!r} was requested")
+    try:
+        rdef = get_robot(name)
+    except ValueError as e:
+        raise SpecError(f"{path}: robot: {e}") from e
+    values = data.get("params", {})
+    if not isinstance(values, dict):
+        raise SpecError(f"{path}: [params] must be a table of factor = value")
+    return rdef, params_from_dict(rdef, values, f"{path}: [params]")

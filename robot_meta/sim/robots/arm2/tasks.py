@@ -1,0 +1,107 @@
+"""Arm2 tasks: reach a target and hold it there, and track a target moving on a circle.
+
+Positions are in the arm plane (x, z) relative to the shoulder; the forward kinematics with
+angles from the downward vertical are
+    p_elbow = l1 (sin q1, -cos q1),   p_tip = p_elbow + l2 (sin(q1+q2), -cos(q1+q2)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robot_meta.sim.robots.arm2 import constants as C
+from robot_meta.sim.task import Task, TaskState
+
+REACH_SIGMA = 0.05  # m: reach = exp(-d^2 / (2 sigma^2)), 0.61 at 5 cm, 0.14 at 10 cm
+
+
+def tip_position(q: np.ndarray) -> np.ndarray:
+    """End-effector (x, z) relative to the shoulder, (B, 2)."""
+    q1, q12 = q[:, 0], q[:, 0] + q[:, 1]
+    x = C.LINK1_LENGTH * np.sin(q1) + C.LINK2_LENGTH * np.sin(q12)
+    z = -C.LINK1_LENGTH * np.cos(q1) - C.LINK2_LENGTH * np.cos(q12)
+    return np.stack([x, z], axis=1)
+
+
+class _Arm2Task(Task):
+    obs_names = (
+        "cos_shoulder [1]", "sin_shoulder [1]", "cos_elbow [1]", "sin_elbow [1]",
+        "shoulder_velocity [rad/s]", "elbow_velocity [rad/s]",
+        "target_x [m]", "target_z [m]", "target_vx [m/s]", "target_vz [m/s]",
+        "error_x [m]", "error_z [m]",
+    )
+    episode_steps = C.EPISODE_STEPS
+
+    def target(self, state: TaskState, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Target position and velocity (B, 2) at step count t."""
+        raise NotImplementedError
+
+    def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
+        p, v = self.target(state, t)
+        err = p - tip_position(q)
+        trig = np.stack([np.cos(q[:, 0]), np.sin(q[:, 0]), np.cos(q[:, 1]), np.sin(q[:, 1])], 1)
+        return np.concatenate([trig, dq, p, v, err], axis=1)
+
+    def rewards(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray, state: TaskState,
+                t: np.ndarray) -> dict[str, np.ndarray]:
+        w = self.reward_weights
+        p, _ = self.target(state, t)
+        d2 = np.sum((tip_position(q) - p) ** 2, axis=1)
+        terms = {
+            "reach": w["reach"] * np.exp(-d2 / (2.0 * REACH_SIGMA**2)),
+            # small_control = 1 - mean_i a_i^2
+            "small_control": w["small_control"] * (1.0 - np.mean(action**2, axis=1)),
+        }
+        if "small_velocity" in w:
+            # small_velocity = exp(-|qdot|^2 / 8): 1 at rest, 0.37 at 2.8 rad/s
+            terms["small_velocity"] = w["small_velocity"] * np.exp(-np.sum(dq**2, axis=1) / 8.0)
+        return terms
+
+
+class Reach(_Arm2Task):
+    """Reach a fixed target drawn in the upper and lower workspace, and hold it against gravity.
+
+    target = r (sin phi, -cos phi), r ~ U(0.2, 0.42) m, phi ~ U(-2.2, 2.2) rad from hanging.
+    """
+
+    name = "reach"
+    reward_weights = {"reach": 0.8, "small_control": 0.1, "small_velocity": 0.1}
+
+    def sample_task(self, rng: np.random.Generator, n: int) -> TaskState:
+        r = rng.uniform(0.2, 0.42, size=n)  # r ~ U(0.2, 0.42) m
+        phi = rng.uniform(-2.2, 2.2, size=n)  # phi ~ U(-2.2, 2.2) rad
+        return {"target": np.stack([r * np.sin(phi), -r * np.cos(phi)], axis=1)}
+
+    def target(self, state: TaskState, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = state["target"]
+        return p, np.zeros_like(p)
+
+
+class Track(_Arm2Task):
+    """Track a target on a circle: p(t) = c + rho (cos(w t + psi), sin(w t + psi)).
+
+    Centre at distance U(0.22, 0.3) m and angle U(-1.8, 1.8) rad from hanging,
+    rho ~ U(0.05, 0.1) m, |w| ~ U(1, 2) rad/s with a random sign, psi ~ U(0, 2 pi).
+    """
+
+    name = "track"
+    reward_weights = {"reach": 0.9, "small_control": 0.1}
+
+    def sample_task(self, rng: np.random.Generator, n: int) -> TaskState:
+        cr = rng.uniform(0.22, 0.30, size=n)  # centre distance ~ U(0.22, 0.3) m
+        cphi = rng.uniform(-1.8, 1.8, size=n)  # centre angle ~ U(-1.8, 1.8) rad
+        rho = rng.uniform(0.05, 0.1, size=n)  # radius ~ U(0.05, 0.1) m
+        omega = rng.uniform(1.0, 2.0, size=n) * rng.choice([-1.0, 1.0], size=n)  # |w| ~ U(1, 2)
+        psi = rng.uniform(0.0, 2.0 * np.pi, size=n)  # phase ~ U(0, 2 pi)
+        centre = np.stack([cr * np.sin(cphi), -cr * np.cos(cphi)], axis=1)
+        return {"centre": centre, "rho": rho, "omega": omega, "psi": psi}
+
+    def target(self, state: TaskState, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ang = state["omega"] * (t * self.dt) + state["psi"]
+        rho, om = state["rho"], state["omega"]
+        p = state["centre"] + rho[:, None] * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+        v = (rho * om)[:, None] * np.stack([-np.sin(ang), np.cos(ang)], axis=1)
+        return p, v
+
+
+TASKS = {"reach": Reach, "track": Track}
