@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_meta.errors import UserError
 from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 from robot_meta.sim.task import InitSpec
 
@@ -28,7 +29,7 @@ DISTRIBUTIONS = ("uniform", "loguniform", "randint", "fixed")
 SPLITS = ("train", "ood")
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A task-family or parameter file is invalid; the message names the file and field."""
 
 
