@@ -108,6 +108,10 @@ class BatchedEnv:
         self._L = lat_max + 1  # action ring-buffer length
 
         self.params = np.zeros((B, self.factor_dim))
+        self._latency = np.zeros(B, dtype=np.int64)
+        self._bias = np.zeros((B, self.nq))
+        self._pos_noise = np.zeros((B, 1))
+        self._vel_noise = np.zeros((B, 1))
         self.t = np.zeros(B, dtype=np.int64)
         self.task_state: dict[str, np.ndarray] = {}
         self._act_buf = np.zeros((B, self._L, self.nu))
@@ -136,6 +140,11 @@ class BatchedEnv:
         params = np.broadcast_to(np.asarray(params, dtype=float), (len(idx), self.factor_dim))
         self.params[idx] = params
         self.backend.set_params(idx, params)
+        # Cached per-env views of the core factors, used every step.
+        self._latency[idx] = params[:, self._i_latency].astype(np.int64)
+        self._bias[idx] = params[:, self._i_bias]
+        self._pos_noise[idx, 0] = params[:, self._i_pos_noise]
+        self._vel_noise[idx, 0] = params[:, self._i_vel_noise]
 
     def set_tasks(self, params: np.ndarray) -> np.ndarray:
         """Fix every env to the given params (F,) or (B, F) and reset. Returns observations."""
@@ -187,13 +196,14 @@ class BatchedEnv:
         q_meas = q + b + sigma_q * N(0, 1),  qdot_meas = qdot + sigma_qd * N(0, 1)."""
         q = self.backend.qpos[idx]
         dq = self.backend.qvel[idx]
-        p = self.params[idx]
-        n = q.shape[0]
-        noise = self.rng_noise.standard_normal((2, n, self.nq))
-        q_meas = q + p[:, self._i_bias] + p[:, [self._i_pos_noise]] * noise[0]
-        dq_meas = dq + p[:, [self._i_vel_noise]] * noise[1]
-        state = {k: v[idx] for k, v in self.task_state.items()}
-        return self.task.observe(q_meas, dq_meas, state, self.t[idx])
+        noise = self.rng_noise.standard_normal((2,) + q.shape)
+        q_meas = q + self._bias[idx] + self._pos_noise[idx] * noise[0]
+        dq_meas = dq + self._vel_noise[idx] * noise[1]
+        if isinstance(idx, slice):
+            state, t = self.task_state, self.t
+        else:
+            state, t = {k: v[idx] for k, v in self.task_state.items()}, self.t[idx]
+        return self.task.observe(q_meas, dq_meas, state, t)
 
     # ---- step --------------------------------------------------------------------------------
     def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -206,14 +216,13 @@ class BatchedEnv:
         # Latency: the motors receive the action commanded L_i steps ago (zeros before t = 0).
         self._buf_pos = (self._buf_pos + 1) % self._L
         self._act_buf[:, self._buf_pos] = a
-        lat = self.params[:, self._i_latency].astype(np.int64)
-        applied = self._act_buf[self._ar, (self._buf_pos - lat) % self._L]
+        applied = self._act_buf[self._ar, (self._buf_pos - self._latency) % self._L]
         self.backend.step(applied)
         self.t += 1
 
         q, dq = self.backend.qpos, self.backend.qvel
         terms = self.task.rewards(q, dq, a, self.task_state, self.t)
-        reward = sum(terms.values())
+        reward = np.sum(list(terms.values()), axis=0) if len(terms) > 1 else next(iter(terms.values()))
         terminated = self.task.terminated(q, dq, self.task_state)
         truncated = (self.t >= self.episode_steps) & ~terminated
         done = terminated | truncated

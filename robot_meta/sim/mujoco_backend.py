@@ -26,10 +26,20 @@ class MujocoBackend:
         self.num_envs = B = num_envs
         base = mujoco.MjModel.from_xml_path(str(robot.model_path))
         self.base_model = base
-        self.models = [mujoco.MjModel.from_xml_path(str(robot.model_path)) for _ in range(B)]
+        pb = base.body(robot.payload_body).id
+        # The payload's COM starts at its body origin, so the compiler marks it "sameframe" and
+        # MuJoCo would ignore a run-time body_ipos change; clear the flag to honour the offset.
+        base.body_sameframe[pb] = 0
+        self.models = []
+        for _ in range(B):
+            m = mujoco.MjModel.from_xml_path(str(robot.model_path))
+            m.body_sameframe[pb] = 0
+            self.models.append(m)
         self.nthread = max(0, min(nthread, B))
         self.datas = [mujoco.MjData(base) for _ in range(max(1, self.nthread))]
         self._pool = rollout.Rollout(nthread=self.nthread)
+        # One contiguous chunk of envs per thread: fewer thread-pool tasks per control step.
+        self.chunk_size = max(1, -(-B // max(1, self.nthread)))
         self.nsub = robot.substeps
         self.nq, self.nv, self.nu = base.nq, base.nv, base.nu
         spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -53,29 +63,33 @@ class MujocoBackend:
         self._gear0 = base.actuator_gear[:, 0].copy()
         self._axis = np.asarray(robot.payload_axis, dtype=float)
         self.params = np.zeros((B, len(robot.factors)))
+        # (column, kind, model index) for every physics factor, resolved once.
+        index = {"dof_damping": self._jnt_dof, "dof_frictionloss": self._jnt_dof,
+                 "mass_scale": self._body, "payload_mass": self._body,
+                 "payload_offset": self._body, "motor_strength": self._act}
+        self._ops = [(c, f.kind, int(index[f.kind][f.target]))
+                     for c, f in enumerate(robot.factors) if f.is_physics]
 
     def set_params(self, idx: np.ndarray, params: np.ndarray) -> None:
         """Write the physics factors of params (k, F) into the models of envs idx."""
+        self.params[idx] = params
         for i, p in zip(idx, params, strict=True):
             m = self.models[i]
-            self.params[i] = p
-            for f, x in zip(self.robot.factors, p, strict=True):
-                if f.kind == "dof_damping":
-                    m.dof_damping[self._jnt_dof[f.target]] = x
-                elif f.kind == "dof_frictionloss":
-                    m.dof_frictionloss[self._jnt_dof[f.target]] = x
-                elif f.kind == "mass_scale":
-                    b = self._body[f.target]
-                    m.body_mass[b] = self._mass0[b] * x
-                    m.body_inertia[b] = self._inertia0[b] * x
-                elif f.kind == "payload_mass":
-                    m.body_mass[self._body[f.target]] = x  # a point mass: zero rotational inertia
-                elif f.kind == "payload_offset":
-                    b = self._body[f.target]
-                    m.body_ipos[b] = self._ipos0[b] + x * self._axis
-                elif f.kind == "motor_strength":
-                    a = self._act[f.target]
-                    m.actuator_gear[a, 0] = self._gear0[a] * x
+            for col, kind, k in self._ops:
+                x = p[col]
+                if kind == "dof_damping":
+                    m.dof_damping[k] = x
+                elif kind == "dof_frictionloss":
+                    m.dof_frictionloss[k] = x
+                elif kind == "mass_scale":
+                    m.body_mass[k] = self._mass0[k] * x
+                    m.body_inertia[k] = self._inertia0[k] * x
+                elif kind == "payload_mass":
+                    m.body_mass[k] = x  # a point mass: zero rotational inertia
+                elif kind == "payload_offset":
+                    m.body_ipos[k] = self._ipos0[k] + x * self._axis
+                elif kind == "motor_strength":
+                    m.actuator_gear[k, 0] = self._gear0[k] * x
 
     def set_state(self, idx: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.state0[idx, 0] = 0.0
@@ -86,7 +100,8 @@ class MujocoBackend:
         """One control period: nsub physics steps with ctrl held, via one batched rollout."""
         self._ctrl[:] = ctrl[:, None, :]
         self._pool.rollout(self.models, self.datas, self.state0, self._ctrl,
-                           skip_checks=True, nstep=self.nsub, state=self._state_out)
+                           skip_checks=True, nstep=self.nsub, state=self._state_out,
+                           chunk_size=self.chunk_size)
         self.state0[:] = self._state_out[:, -1]
 
     def close(self) -> None:

@@ -41,18 +41,6 @@ class Distribution:
     low: float
     high: float
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw n values."""
-        if self.dist == "uniform":
-            return rng.uniform(self.low, self.high, size=n)  # x ~ U(low, high)
-        if self.dist == "loguniform":
-            # log x ~ U(log low, log high)
-            return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size=n))
-        if self.dist == "randint":
-            # x ~ uniform on the integers {low, ..., high}
-            return rng.integers(int(self.low), int(self.high) + 1, size=n).astype(float)
-        return np.full(n, self.low)  # fixed: x = value
-
     def describe(self) -> str:
         return {
             "uniform": f"U({self.low:g}, {self.high:g})",
@@ -96,13 +84,43 @@ def sample_params(
     """Draw n parameter vectors (n, F): nominal values with every listed factor redrawn.
 
     Pure: the only state used is ``rng``. Each factor's distribution is written beside it in
-    the family file and applied by :meth:`Distribution.sample`.
+    the family file. All factors are drawn from one (n, F) block of U(0, 1) numbers:
+      uniform:    x = low + (high - low) u                      ~ U(low, high)
+      loguniform: x = exp(log low + (log high - log low) u)      log x ~ U(log low, log high)
+      randint:    x = low + floor((high - low + 1) u)            ~ uniform on {low..high}
+      fixed:      x = low
     """
     params = np.tile(nominal_params(robot), (n, 1))
-    for i, f in enumerate(robot.factors):
-        if f.name in ranges:
-            params[:, i] = ranges[f.name].sample(rng, n)
+    if not ranges:
+        return params
+    cols, lo, hi, kind = _compiled(robot, ranges)
+    u = rng.random((n, len(cols)))
+    x = lo + (hi - lo) * u  # uniform (and the log of loguniform)
+    x = np.where(kind == 1, np.exp(x), x)
+    x = np.where(kind == 2, np.floor(lo + (hi - lo + 1.0) * u), x)
+    x = np.where(kind == 3, lo, x)
+    params[:, cols] = x
     return params
+
+
+_COMPILED: dict[tuple[str, tuple[tuple[str, Distribution], ...]],
+                tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _compiled(robot: RobotDef, ranges: Mapping[str, Distribution]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Columns, lows, highs (log-space for loguniform) and kind codes of a range table."""
+    key = (robot.name, tuple(sorted(ranges.items())))
+    if key not in _COMPILED:
+        names = robot.factor_names
+        items = sorted(ranges.items(), key=lambda kv: names.index(kv[0]))
+        cols = np.array([names.index(k) for k, _ in items])
+        code = {"uniform": 0, "loguniform": 1, "randint": 2, "fixed": 3}
+        kind = np.array([code[d.dist] for _, d in items])
+        lo = np.array([math.log(d.low) if d.dist == "loguniform" else d.low for _, d in items])
+        hi = np.array([math.log(d.high) if d.dist == "loguniform" else d.high for _, d in items])
+        _COMPILED[key] = (cols, lo, hi, kind)
+    return _COMPILED[key]
 
 
 def normalize_params(robot: RobotDef, params: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ class TwinBackend:
         self._damping = np.zeros((num_envs, self.nq))
         self._strength = np.ones((num_envs, len(self._act_cols)))
         self._tmp = tempfile.TemporaryDirectory(prefix="robot_meta_twin_")
+        self._loads = 0
         for i in range(num_envs):
             self._load(i, self.params[i])
 
@@ -109,7 +110,9 @@ class TwinBackend:
         c.resetSimulation()
         c.setGravity(0.0, 0.0, -9.81)
         c.setPhysicsEngineParameter(fixedTimeStep=self.physics_dt, numSolverIterations=50)
-        path = Path(self._tmp.name) / f"twin_{i}.urdf"
+        # A fresh file name per load: PyBullet caches file contents by path.
+        self._loads += 1
+        path = Path(self._tmp.name) / f"twin_{i}_{self._loads}.urdf"
         path.write_text(self._urdf_text(params))
         body = c.loadURDF(str(path), useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
         names = {c.getJointInfo(body, k)[1].decode(): k for k in range(c.getNumJoints(body))}

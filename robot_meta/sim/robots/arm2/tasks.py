@@ -15,12 +15,13 @@ from robot_meta.sim.task import Task, TaskState
 REACH_SIGMA = 0.05  # m: reach = exp(-d^2 / (2 sigma^2)), 0.61 at 5 cm, 0.14 at 10 cm
 
 
+_L = np.array([C.LINK1_LENGTH, C.LINK2_LENGTH])
+
+
 def tip_position(q: np.ndarray) -> np.ndarray:
     """End-effector (x, z) relative to the shoulder, (B, 2)."""
-    q1, q12 = q[:, 0], q[:, 0] + q[:, 1]
-    x = C.LINK1_LENGTH * np.sin(q1) + C.LINK2_LENGTH * np.sin(q12)
-    z = -C.LINK1_LENGTH * np.cos(q1) - C.LINK2_LENGTH * np.cos(q12)
-    return np.stack([x, z], axis=1)
+    q_abs = np.cumsum(q, axis=1)  # (q1, q1 + q2): absolute link angles
+    return np.stack([np.sin(q_abs) @ _L, -(np.cos(q_abs) @ _L)], axis=1)
 
 
 class _Arm2Task(Task):
@@ -39,8 +40,8 @@ class _Arm2Task(Task):
     def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
         p, v = self.target(state, t)
         err = p - tip_position(q)
-        trig = np.stack([np.cos(q[:, 0]), np.sin(q[:, 0]), np.cos(q[:, 1]), np.sin(q[:, 1])], 1)
-        return np.concatenate([trig, dq, p, v, err], axis=1)
+        c, s = np.cos(q), np.sin(q)
+        return np.concatenate([c[:, :1], s[:, :1], c[:, 1:], s[:, 1:], dq, p, v, err], axis=1)
 
     def rewards(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray, state: TaskState,
                 t: np.ndarray) -> dict[str, np.ndarray]:
@@ -74,7 +75,7 @@ class Reach(_Arm2Task):
 
     def target(self, state: TaskState, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = state["target"]
-        return p, np.zeros_like(p)
+        return p, np.broadcast_to(0.0, p.shape)
 
 
 class Track(_Arm2Task):

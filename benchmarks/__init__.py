@@ -1,0 +1,1 @@
+"""Benchmark scripts, run through ``robot-meta bench <name>``; results go in BENCHMARKS.md."""
