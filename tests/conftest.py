@@ -3,3 +3,5 @@
 import os
 
 os.environ.setdefault("MUJOCO_GL", "disable")
+
+from tests.bundle_fixtures import bundles  # noqa: E402, F401  (a session fixture)

@@ -1,0 +1,154 @@
+"""Export torch modules to single-file ONNX with fixed names and a dynamic batch dimension,
+check them, and compare them with torch in onnxruntime.
+
+Every deployment module owns an ONNX-friendly ``forward`` on raw inputs (the observation
+normalizer, action scaling and clipping inside). This module only wraps it with the fixed
+input and output names of its role (see ``robot_meta.runtime.manifest.ROLES``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from robot_meta.errors import UserError
+
+OPSET = 18
+PARITY_ATOL = 1e-5
+
+
+class ExportError(UserError):
+    """The export failed a check (ONNX checker or torch/onnxruntime parity); nothing was written."""
+
+
+class _Policy(nn.Module):
+    def __init__(self, m: nn.Module, latent_dim: int):
+        super().__init__()
+        self.m, self.latent_dim = m, latent_dim
+
+    def forward(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.m(obs, z)
+
+
+class _PolicyNoContext(nn.Module):
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.m(obs, obs[:, :0])  # an empty context: z has zero width
+
+
+class _OneInput(nn.Module):
+    """history -> z, or factors -> z (a named single input, as torch.export wants)."""
+
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m(x)
+
+
+class _Posterior(nn.Module):
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, context: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self.m(context, mask)
+        return mean, var
+
+
+@dataclass
+class RoleIO:
+    """Example inputs of one role, used for tracing and for the parity check."""
+
+    names: tuple[str, ...]
+    outputs: tuple[str, ...]
+    example: tuple[torch.Tensor, ...]  # a batch of 2, for tracing
+    parity: list[tuple[np.ndarray, ...]]  # batches to compare torch and onnxruntime on
+    dynamic: dict[str, dict[int, str]]  # input -> {axis: name} of dynamic axes
+
+
+def wrap(role: str, module: nn.Module, latent_dim: int) -> nn.Module:
+    """The module with the forward signature of its role."""
+    if role == "policy":
+        return _Policy(module, latent_dim) if latent_dim > 0 else _PolicyNoContext(module)
+    if role == "posterior_encoder":
+        return _Posterior(module)
+    if role in ("history_encoder", "privileged_encoder"):
+        return _OneInput(module)
+    raise ExportError(f"no ONNX wrapper for role {role!r}")
+
+
+def export_onnx(module: nn.Module, io: RoleIO, path: Path, metadata: dict[str, str]) -> None:
+    """Export, embed metadata, check with ``onnx.checker`` (full check), and verify parity
+    with torch in onnxruntime (max abs error <= 1e-5 on every parity batch).
+
+    Raises :class:`ExportError` naming the worst offending input when parity fails.
+    """
+    module = module.eval()
+    dims = {name: torch.export.Dim(name, min=1, max=1 << 16) for ax in io.dynamic.values()
+            for name in ax.values()}
+    # positional, in input order (wrappers may take *args, so names cannot key them)
+    dynamic_shapes = tuple({ax: dims[n] for ax, n in io.dynamic[k].items()} if k in io.dynamic
+                           else None for k in io.names)
+    quiet = logging.getLogger("torch.onnx")  # e.g. "torchvision is not installed. Skipping ..."
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, io.example, str(path), input_names=list(io.names),
+                          output_names=list(io.outputs), dynamo=True, external_data=False,
+                          dynamic_shapes=dynamic_shapes, opset_version=OPSET, verbose=False)
+    quiet.setLevel(level)
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for k, v in sorted(metadata.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"{path.name}: onnx.checker rejects the export: {e}") from e
+    check_parity(module, path, io)
+
+
+def check_parity(module: nn.Module, path: Path, io: RoleIO) -> float:
+    """Max abs difference between torch and onnxruntime over the parity batches."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    worst, worst_at = 0.0, None
+    for batch in io.parity:
+        feed = {n: np.ascontiguousarray(x, dtype=np.float32) for n, x in zip(io.names, batch, strict=True)}
+        got = sess.run(list(io.outputs), feed)
+        with torch.no_grad():
+            ref = module(*[torch.from_numpy(feed[n]) for n in io.names])
+        refs = ref if isinstance(ref, tuple | list) else (ref,)
+        for out_name, r, g in zip(io.outputs, refs, got, strict=True):
+            err = np.nan_to_num(np.abs(r.numpy() - g), nan=np.inf)  # NaN counts as a failure
+            if err.size and err.max() > worst:
+                row = int(np.unravel_index(err.argmax(), err.shape)[0])
+                worst = float(err.max())
+                worst_at = (out_name, {n: feed[n][row] for n in io.names})
+    if worst > PARITY_ATOL:
+        assert worst_at is not None
+        out_name, inputs = worst_at
+        shown = "; ".join(f"{k} = {np.array2string(v, precision=4, threshold=20)}"
+                          for k, v in inputs.items())
+        raise ExportError(f"{path.name}: torch and onnxruntime disagree by {worst:.3g} on output "
+                          f"{out_name!r} (limit {PARITY_ATOL:g}). Worst input: {shown}. "
+                          "The bundle was not written.")
+    return worst
