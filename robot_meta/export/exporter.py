@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ def build_manifest(info: ExportInfo, files: dict[str, FileEntry]) -> Manifest:
             "config_sha256": hashlib.sha256(info.config_text.encode()).hexdigest(),
             "git_rev": _git_rev(),
             "seed": info.seed,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "run_dir": info.run_dir,
         },
         files=files,
@@ -216,8 +216,8 @@ def export_bundle(modules: dict[str, nn.Module], info: ExportInfo, out_dir: str 
                     "robot_meta.task": info.task, "robot_meta.family": info.family,
                     "robot_meta.inputs": ",".join(io.names), "robot_meta.outputs": ",".join(io.outputs)}
             export_onnx(wrapped, io, tmp / fname, meta)
-            files[fname] = FileEntry(sha256=sha256_file(tmp / fname), role=role,
-                                     inputs={n: ["batch", *x.shape[1:]] for n, x in zip(io.names, io.parity[0], strict=True)},
+            shapes = {n: ["batch", *x.shape[1:]] for n, x in zip(io.names, io.parity[0], strict=True)}
+            files[fname] = FileEntry(sha256=sha256_file(tmp / fname), role=role, inputs=shapes,
                                      outputs={n: [] for n in io.outputs})
         manifest = build_manifest(info, files)
         (tmp / MANIFEST).write_text(manifest.to_json())
