@@ -1,0 +1,62 @@
+"""The hardware abstraction layer: Dynamixel Protocol 2.0 buses, the robot, safety, and the
+emulated robot that stands in for hardware.
+
+Imports only numpy and pyserial (no torch, mujoco or pybullet): the emulator and the mock bus
+load their physics lazily, when one is built.
+
+    from robot_meta.hardware import open_bus, Robot, load_hardware_map
+    with open_bus("/dev/ttyUSB0") as bus:
+        print(bus.ping(1))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from robot_meta.hardware.bus import BusStats, MotorBus, open_bus
+from robot_meta.hardware.errors import (
+    BusNotConnectedError,
+    CorruptPacketError,
+    HardwareAlertError,
+    HardwareError,
+    ModelMismatchError,
+    PortError,
+    RegisterError,
+    SafetyError,
+    ServoNotFoundError,
+    ServoTimeoutError,
+    StatusError,
+    TorqueLostError,
+)
+from robot_meta.hardware.hardware_map import HardwareMap, JointHardware, load_hardware_map
+from robot_meta.hardware.robot import JointState, Robot
+from robot_meta.hardware.safety import SafetyLimits, TorqueGuard
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.dynamixel.serial_bus import SerialBus
+    from robot_meta.hardware.emulator import Emulator, Faults
+    from robot_meta.hardware.mock import MockBus
+
+_LAZY = {
+    "SerialBus": "robot_meta.hardware.dynamixel.serial_bus",
+    "MockBus": "robot_meta.hardware.mock",
+    "Emulator": "robot_meta.hardware.emulator",
+    "Faults": "robot_meta.hardware.emulator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'robot_meta.hardware' has no attribute {name!r}")
+
+
+__all__ = [
+    "BusNotConnectedError", "BusStats", "CorruptPacketError", "Emulator", "Faults",
+    "HardwareAlertError", "HardwareError", "HardwareMap", "JointHardware", "JointState",
+    "MockBus", "ModelMismatchError", "MotorBus", "PortError", "RegisterError", "Robot",
+    "SafetyError", "SafetyLimits", "SerialBus", "ServoNotFoundError", "ServoTimeoutError",
+    "StatusError", "TorqueGuard", "TorqueLostError", "load_hardware_map", "open_bus",
+]

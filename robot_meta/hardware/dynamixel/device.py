@@ -1,0 +1,354 @@
+"""One emulated Dynamixel device: its control-table memory and how it answers instructions.
+
+The device is pure Python and knows nothing about transport or physics. The emulated robot
+(:mod:`robot_meta.hardware.emulated_robot`) asks it for the current its motor drives
+(:meth:`DynamixelDevice.drive_current`) and writes back the measured joint state
+(:meth:`DynamixelDevice.update_present`); :class:`~robot_meta.hardware.dynamixel.network.DeviceNetwork`
+feeds it decoded instruction packets.
+
+Firmware behaviour emulated (XM430, e-Manual):
+
+* EEPROM registers are writable only with torque off (else access error 7); values outside a
+  register's range give data range error 4; goal values beyond a limit register (current limit,
+  position limits in position mode) give data limit error 6. A failed write changes nothing.
+* Bus watchdog (98): with torque on, if no instruction packet is heard for value * 20 ms the
+  motor stops: torque enable is cleared, the register becomes -1, and goal registers become
+  read-only until 0 is written to it. (The real firmware stops the motor but may leave torque
+  enable at 1; clearing it is the conservative reading the HAL relies on.)
+* Hardware errors (70) set the alert bit (0x80) of every status packet; the errors selected by
+  shutdown (63) also turn torque off and keep it off until a reboot.
+* Reboot answers, then the device is silent for ``REBOOT_TIME_S`` and comes back with RAM
+  registers at their defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from robot_meta.hardware.dynamixel import control_table as ct
+from robot_meta.hardware.dynamixel import protocol as p
+from robot_meta.hardware.hardware_map import JointHardware
+
+REBOOT_TIME_S = 0.1  # silent period after a reboot instruction
+# Overload: |current| at >= 95 % of the current limit with the shaft stalled for this long.
+OVERLOAD_TIME_S = 2.0
+OVERLOAD_FRACTION = 0.95
+STALL_VELOCITY_RAD_S = 0.05
+# XM430-W350 at 12 V: stall current 2.3 A, no-load speed 46 rpm. Back-EMF seen in the
+# position modes: I_emf = I_stall * omega / omega_0.
+XM430_STALL_CURRENT_A = 2.3
+XM430_NO_LOAD_SPEED_RAD_S = 46.0 * 2.0 * math.pi / 60.0
+WATCHDOG_UNIT_S = 0.020
+GOAL_REGISTERS = ("goal_pwm", "goal_current", "goal_velocity", "goal_position")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a device sends back: (error byte, data). ``None`` replies are silence."""
+
+    dxl_id: int
+    error: int
+    data: bytes = b""
+
+
+class DynamixelDevice:
+    """An emulated Protocol 2.0 device.
+
+    Args:
+        dxl_id: the device ID.
+        table: its control table.
+        joint: the joint it drives or reads (unit conversions), or None for a bare device.
+        baud_index: the baud rate register value (3 = 1 Mbps).
+    """
+
+    def __init__(self, dxl_id: int, table: ct.ControlTable, joint: JointHardware | None = None,
+                 baud_index: int = 3):
+        self.table = table
+        self.joint = joint
+        self.mem = bytearray(table.size)
+        # name -> (address, size, signed, mask): the hot path avoids Register lookups.
+        self._fmt = {r.name: (r.address, r.size, r.signed, (1 << (8 * r.size)) - 1)
+                     for r in table.registers}
+        self._torque_addr = table["torque_enable"].address if "torque_enable" in table else None
+        self.online = True  # False: unplugged (silent, no torque)
+        self.rebooting_until = -math.inf
+        self.last_comm = 0.0
+        self._stall_time = 0.0
+        self._eeprom_defaults = {"id": dxl_id, "baud_rate": baud_index}
+        self._factory_reset()
+
+    # ---- memory -------------------------------------------------------------------------------
+    def _factory_reset(self) -> None:
+        for r in self.table.registers:
+            self.mem[r.address:r.end] = r.encode(r.default)
+        for name, value in self._eeprom_defaults.items():
+            if name in self.table:
+                self.set(name, value)
+
+    def _reset_ram(self) -> None:
+        for r in self.table.registers:
+            if not r.eeprom:
+                self.mem[r.address:r.end] = r.encode(r.default)
+
+    def get(self, name: str) -> int:
+        """A register's raw value (no access check)."""
+        a, n, signed, _ = self._fmt[name]
+        return int.from_bytes(self.mem[a:a + n], "little", signed=signed)
+
+    def set(self, name: str, value: int) -> None:
+        """Set a register's raw value (no access check): the firmware's own writes."""
+        a, n, _, mask = self._fmt[name]
+        self.mem[a:a + n] = (int(value) & mask).to_bytes(n, "little")
+
+    @property
+    def id(self) -> int:
+        return self.get("id")
+
+    @property
+    def torque_enabled(self) -> bool:
+        a = self._torque_addr
+        return a is not None and self.mem[a] == 1
+
+    @property
+    def hardware_error(self) -> int:
+        return self.get("hardware_error_status")
+
+    @property
+    def return_delay_s(self) -> float:
+        """Return delay time (9): 2 us per unit."""
+        return 2e-6 * self.get("return_delay_time")
+
+    @property
+    def baud(self) -> int:
+        return ct.BAUD_RATES.get(self.get("baud_rate"), 1_000_000)
+
+    def available(self, now: float) -> bool:
+        """Whether the device is powered, plugged in, and not rebooting."""
+        return self.online and now >= self.rebooting_until
+
+    def status_error(self, code: int = 0) -> int:
+        """The status error byte for error number ``code``, with the alert bit if needed."""
+        return code | (p.ALERT_BIT if self.hardware_error else 0)
+
+    def status_level(self) -> int:
+        """Status return level (68): 0 ping only, 1 ping and read, 2 every instruction."""
+        return self.get("status_return_level") if "status_return_level" in self.table else 2
+
+    # ---- instructions -------------------------------------------------------------------------
+    def hear(self, now: float) -> None:
+        """An instruction packet was heard on the bus: feed the watchdog."""
+        self.last_comm = now
+
+    def ping(self) -> Reply:
+        """Ping: model number (2 bytes) and firmware version (1 byte)."""
+        data = p.le(self.table.model_number, 2) + bytes([self.get("firmware_version")])
+        return Reply(self.id, self.status_error(), data)
+
+    def read(self, address: int, length: int, unicast: bool = True) -> Reply | None:
+        """Read ``length`` bytes from ``address``; reserved bytes read as 0, indirect data
+        bytes read the byte their indirect address points at."""
+        if unicast and self.status_level() < 1:
+            return None
+        if length <= 0:
+            return Reply(self.id, self.status_error(p.ERR_DATA_LENGTH))
+        if address < 0 or address + length > self.table.size:
+            return Reply(self.id, self.status_error(p.ERR_ACCESS))
+        data = bytearray(self.mem[address:address + length])
+        for a, target in self._indirect_targets(address, length):
+            data[a - address] = self.mem[target] if target < len(self.mem) else 0
+        return Reply(self.id, self.status_error(), bytes(data))
+
+    def _indirect_targets(self, address: int, length: int) -> list[tuple[int, int]]:
+        """(indirect data address, target address) for the indirect bytes in a span."""
+        ind = self.table.indirect
+        if ind is None:
+            return []
+        a0, d0, n = ind
+        lo, hi = max(address, d0), min(address + length, d0 + n)
+        return [(a, int.from_bytes(self.mem[a0 + 2 * (a - d0):a0 + 2 * (a - d0) + 2], "little"))
+                for a in range(lo, hi)]
+
+    def write(self, address: int, data: bytes, now: float) -> int:
+        """Write ``data`` at ``address``; returns the error number (0 when written).
+
+        Every byte must belong to a writable register, each register touched must be covered
+        entirely, and each value must pass its range and limit checks; otherwise nothing is
+        written.
+        """
+        if not data:
+            return p.ERR_DATA_LENGTH
+        end = address + len(data)
+        if address < 0 or end > self.table.size:
+            return p.ERR_ACCESS
+        targets = self._indirect_targets(address, len(data))
+        if targets:
+            # Through indirect data: the bytes must all be indirect and point at one contiguous
+            # span, which is then written like a direct write (same checks).
+            addrs = [t for _, t in targets]
+            if len(targets) != len(data) or addrs != list(range(addrs[0], addrs[0] + len(data))):
+                return p.ERR_ACCESS
+            if self.table.indirect and addrs[0] >= self.table.indirect[1]:
+                return p.ERR_ACCESS  # an indirect byte pointing into the indirect data
+            return self.write(addrs[0], data, now)
+        regs: list[tuple[ct.Register, int]] = []
+        a = address
+        while a < end:
+            r = self.table.at(a)
+            if r is None or not r.writable or r.address != a:
+                return p.ERR_ACCESS
+            if r.end > end:
+                return p.ERR_DATA_LENGTH
+            regs.append((r, r.decode(data[a - address:r.end - address])))
+            a = r.end
+        for r, v in regs:
+            err = self._check_write(r, v)
+            if err:
+                return err
+        for r, v in regs:
+            self._apply_write(r, v, now)
+        return 0
+
+    def _check_write(self, r: ct.Register, v: int) -> int:
+        if r.eeprom and self.torque_enabled:
+            return p.ERR_ACCESS
+        if not r.low <= v <= r.high:
+            return p.ERR_DATA_RANGE
+        if r.name in GOAL_REGISTERS and "bus_watchdog" in self.table \
+                and self.get("bus_watchdog") == -1:
+            return p.ERR_ACCESS  # goal values are read-only after a watchdog error
+        if r.name == "bus_watchdog" and v == -1:
+            return p.ERR_DATA_RANGE  # -1 is a status the firmware sets, not a setting
+        if r.name == "torque_enable" and v == 1 and self.hardware_error & self.get("shutdown"):
+            return p.ERR_RESULT_FAIL  # shut down by a hardware error: reboot first
+        if r.limit:
+            names = r.limit.split(",")
+            if len(names) == 1:
+                lim = self.get(names[0])
+                if abs(v) > lim:
+                    return p.ERR_DATA_LIMIT
+            elif r.name == "goal_position" and self.get("operating_mode") == ct.MODE_POSITION:
+                lo, hi = self.get(names[0]), self.get(names[1])
+                if not lo <= v <= hi:
+                    return p.ERR_DATA_LIMIT
+        return 0
+
+    def _apply_write(self, r: ct.Register, v: int, now: float) -> None:
+        if r.name == "torque_enable" and v == 1 and not self.torque_enabled:
+            # Torque on: the position goal starts at the present position (firmware behaviour).
+            self.set("goal_position", self.get("present_position"))
+            self.last_comm = now
+        self.set(r.name, v)
+
+    def reboot(self, now: float) -> Reply:
+        """Answer, then go silent for REBOOT_TIME_S and come back with RAM at defaults."""
+        reply = Reply(self.id, self.status_error())
+        self._reset_ram()
+        self.rebooting_until = now + REBOOT_TIME_S
+        self._stall_time = 0.0
+        return reply
+
+    # ---- firmware: watchdog, faults, motor --------------------------------------------------
+    def check_watchdog(self, now: float) -> bool:
+        """Stop the motor if the bus watchdog expired; returns True when it fires now."""
+        if "bus_watchdog" not in self.table or not self.torque_enabled:
+            return False
+        wd = self.get("bus_watchdog")
+        if wd <= 0:
+            return False
+        if now - self.last_comm > wd * WATCHDOG_UNIT_S:
+            self.set("torque_enable", 0)
+            self.set("bus_watchdog", -1)
+            return True
+        return False
+
+    def raise_hardware_error(self, bits: int) -> None:
+        """Set hardware error bits; the ones selected by shutdown (63) cut the torque."""
+        self.set("hardware_error_status", self.hardware_error | bits)
+        if "shutdown" in self.table and bits & self.get("shutdown"):
+            self.set("torque_enable", 0)
+
+    def unplug(self) -> None:
+        """Disconnect the device: it goes silent and its motor loses power."""
+        self.online = False
+        if "torque_enable" in self.table:
+            self.set("torque_enable", 0)
+
+    def plug(self, now: float) -> None:
+        """Reconnect: the device powers up again (RAM at defaults)."""
+        self.online = True
+        self._reset_ram()
+        self.last_comm = now
+
+    def drive_current(self) -> float:
+        """The current [A] the motor drives now, from the operating mode and goal registers.
+
+        * torque off, or a passive device: 0.
+        * current mode (0): I = goal_current * 2.69 mA, clamped to the current limit.
+        * position modes (3, 4, 5): a PD law on the encoder,
+          I = Kp * e - Kd * v - I_stall * omega / omega_0, with Kp = P / 128 and Kd = D / 16
+          in current units per tick (per 0.229 rpm for Kd); mode 5 clamps to goal_current.
+        * velocity mode (1): I = (velocity_p_gain / 128) * (goal_velocity - present_velocity).
+        """
+        if not self.table.torque or not self.torque_enabled or self.joint is None:
+            return 0.0
+        unit = self.joint.current_unit_a
+        limit = self.get("current_limit")
+        mode = self.get("operating_mode")
+        if mode == ct.MODE_CURRENT:
+            raw = float(self.get("goal_current"))
+        elif mode in (ct.MODE_POSITION, ct.MODE_EXTENDED_POSITION, ct.MODE_CURRENT_POSITION):
+            err = self.get("goal_position") - self.get("present_position")
+            vel = self.get("present_velocity")
+            omega = vel * self.joint.velocity_unit_rad_s
+            raw = (self.get("position_p_gain") / 128.0) * err \
+                - (self.get("position_d_gain") / 16.0) * vel \
+                - XM430_STALL_CURRENT_A * omega / XM430_NO_LOAD_SPEED_RAD_S / unit
+            if mode == ct.MODE_CURRENT_POSITION:
+                limit = min(limit, abs(self.get("goal_current")))
+        elif mode == ct.MODE_VELOCITY:
+            err = self.get("goal_velocity") - self.get("present_velocity")
+            raw = (self.get("velocity_p_gain") / 128.0) * err
+        else:  # PWM mode is not modelled: the motor is left unpowered
+            raw = 0.0
+        raw = max(-limit, min(limit, raw))
+        return raw * unit
+
+    def update_present(self, q_meas: float, dq_meas: float, current_a: float, now: float,
+                       dt: float) -> None:
+        """Write the measured joint state into the present registers and run the overload
+        check over the last ``dt`` seconds. ``q_meas`` and ``dq_meas`` are in joint units."""
+        if self.joint is None:
+            return
+        j = self.joint
+        fmt = self._fmt
+        if math.isfinite(q_meas):
+            # Present position = actual position + homing offset (e-Manual).
+            ticks = j.position_to_ticks(q_meas) + (self.get("homing_offset")
+                                                   if "homing_offset" in fmt else 0)
+            self.set("present_position", max(-(2**31), min(2**31 - 1, ticks)))
+        vel_raw = 0
+        if math.isfinite(dq_meas):
+            vel_raw = max(-(2**31), min(2**31 - 1, j.velocity_to_raw(dq_meas)))
+            self.set("present_velocity", vel_raw)
+        if "realtime_tick" in fmt:
+            self.set("realtime_tick", int(now * 1000.0) % 32768)
+        if not self.table.torque:
+            return
+        raw_i = int(round(current_a / j.current_unit_a))
+        self.set("present_current", max(-32768, min(32767, raw_i)))
+        if "moving" in fmt:
+            self.set("moving", int(abs(vel_raw) > self.get("moving_threshold")))
+        # Overload: a stalled shaft at (nearly) full current for OVERLOAD_TIME_S.
+        if current_a == 0.0 or not self.torque_enabled:
+            self._stall_time = 0.0
+            return
+        limit_a = self.get("current_limit") * j.current_unit_a
+        stalled = abs(dq_meas) < STALL_VELOCITY_RAD_S * max(j.transmission, 1e-9)
+        if limit_a > 0 and abs(current_a) >= OVERLOAD_FRACTION * limit_a and stalled:
+            self._stall_time += dt
+            if self._stall_time >= OVERLOAD_TIME_S:
+                self.raise_hardware_error(ct.HW_OVERLOAD)
+                self._stall_time = 0.0
+        else:
+            self._stall_time = 0.0

@@ -1,0 +1,305 @@
+"""An emulated robot: one Dynamixel device per joint, wired to a physics plant with hidden
+dynamics. The emulator serves it over a pty or a socket in real time; the mock bus calls it
+in-process.
+
+Each physics step of ``physics_dt``:
+
+1. every device runs its firmware checks (bus watchdog);
+2. each actuated device gives the current its motor drives, I_k [A] (0 with torque off);
+3. actuation latency: the current applied at time t is the one commanded at
+   t - latency_steps * control_dt (the hidden ``latency_steps`` factor, as in the env core);
+4. the plant advances with joint effort tau_k = current_to_effort(I_k) (the hidden motor
+   strength factor scales it inside the twin);
+5. the sensors report q_meas = q + b_j + sigma_q * N(0, 1) and dq_meas = dq + sigma_dq * N(0, 1)
+   (hidden ``<joint>_bias``, ``pos_noise`` and ``vel_noise``) into the present registers.
+
+Nothing here imports a simulator at module load: the twin and MuJoCo plants import lazily.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from robot_meta.hardware.dynamixel.control_table import BAUD_RATES, get_table
+from robot_meta.hardware.dynamixel.device import DynamixelDevice
+from robot_meta.hardware.dynamixel.network import DeviceNetwork
+from robot_meta.hardware.hardware_map import HardwareMap
+
+if TYPE_CHECKING:
+    from robot_meta.sim.robots.robot_def import RobotDef
+
+# Rest poses: where the robot settles when unpowered (the cartpole's pole hangs down).
+REST_POSE: dict[str, dict[str, float]] = {"cartpole": {"hinge": math.pi}}
+MAX_CATCH_UP_S = 1.0  # advance_to never simulates more than this in one call
+
+
+class Plant(Protocol):
+    """The physics behind the devices, in the order of ``joints``."""
+
+    joints: tuple[str, ...]
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        """True joint positions and velocities, (nq,) each."""
+
+    def step(self, effort: np.ndarray, dt: float) -> None:
+        """Advance dt seconds holding the actuated joints' efforts (n_actuated,)."""
+
+    def close(self) -> None: ...
+
+
+class StaticPlant:
+    """No physics: the joints stay where a test puts them (``set_state``)."""
+
+    def __init__(self, joints: tuple[str, ...]):
+        self.joints = joints
+        self.q = np.zeros(len(joints))
+        self.dq = np.zeros(len(joints))
+        self.last_effort = np.zeros(0)
+
+    def set_state(self, q: np.ndarray, dq: np.ndarray) -> None:
+        """Place the joints."""
+        self.q = np.asarray(q, dtype=float).copy()
+        self.dq = np.asarray(dq, dtype=float).copy()
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.q, self.dq
+
+    def step(self, effort: np.ndarray, dt: float) -> None:
+        self.last_effort = np.asarray(effort, dtype=float).copy()
+
+    def close(self) -> None:
+        pass
+
+
+class TwinPlant:
+    """The PyBullet twin (:class:`robot_meta.sim.twin.TwinBackend`) with hidden params."""
+
+    def __init__(self, robot: RobotDef, params: np.ndarray, physics_dt: float | None = None,
+                 qpos0: np.ndarray | None = None):
+        from robot_meta.sim.twin import TWIN_PHYSICS_DT, TwinBackend
+
+        self.physics_dt = physics_dt or TWIN_PHYSICS_DT
+        self.joints = tuple(robot.joints)
+        self.twin = TwinBackend(robot, num_envs=1, physics_dt=self.physics_dt)
+        self.twin.set_params(np.array([0]), np.asarray(params, dtype=float)[None])
+        q0 = np.zeros(len(self.joints)) if qpos0 is None else np.asarray(qpos0, dtype=float)
+        self.twin.set_state(np.array([0]), q0[None], np.zeros((1, len(self.joints))))
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.twin.qpos[0], self.twin.qvel[0]
+
+    def step(self, effort: np.ndarray, dt: float) -> None:
+        nsub = max(1, round(dt / self.physics_dt))
+        self.twin.step_effort(np.asarray(effort, dtype=float)[None], nsub)
+
+    def close(self) -> None:
+        self.twin.close()
+
+
+class BackendPlant:
+    """Any :class:`robot_meta.sim.batched_env.PhysicsBackend` with one env (e.g. the MuJoCo
+    backend). It steps whole control periods with normalized actions, so efforts become
+    ctrl = effort / gear and ``dt`` must be the robot's control period."""
+
+    def __init__(self, robot: RobotDef, backend: Any, params: np.ndarray,
+                 qpos0: np.ndarray | None = None):
+        self.joints = tuple(robot.joints)
+        self.backend = backend
+        hw = robot.hardware_map
+        self._gear = np.array([hw.joint(j).gear for j in robot.actuated_joints])
+        self.physics_dt = robot.control_dt
+        backend.set_params(np.array([0]), np.asarray(params, dtype=float)[None])
+        q0 = np.zeros(len(self.joints)) if qpos0 is None else np.asarray(qpos0, dtype=float)
+        backend.set_state(np.array([0]), q0[None], np.zeros((1, len(self.joints))))
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.backend.qpos[0]), np.asarray(self.backend.qvel[0])
+
+    def step(self, effort: np.ndarray, dt: float) -> None:
+        # ctrl = tau / gear, so that the backend's gear * ctrl gives back tau.
+        self.backend.step((np.asarray(effort, dtype=float) / self._gear)[None])
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def resolve_params(robot: RobotDef, params: Any) -> np.ndarray:
+    """Hidden params as an (F,) vector from None (nominal), a TOML path, a {factor: value}
+    dict, or a vector."""
+    from robot_meta.sim.randomize import load_params_file, nominal_params, params_from_dict
+
+    if params is None:
+        return nominal_params(robot)
+    if isinstance(params, str | Path):
+        _, vec = load_params_file(params, robot=robot.name)
+        return vec
+    if isinstance(params, Mapping):
+        return params_from_dict(robot, params, "params")
+    vec = np.asarray(params, dtype=float)
+    if vec.shape != (len(robot.factors),):
+        raise ValueError(f"params for {robot.name!r} must have shape ({len(robot.factors)},), "
+                         f"got {vec.shape}")
+    return vec
+
+
+class EmulatedRobot:
+    """Emulated devices for every joint of a hardware map, driving a plant.
+
+    Args:
+        hw: the hardware map (which device, which ID, unit conversions).
+        plant: the physics.
+        factors: hidden sensing/timing factors {name: value}: ``latency_steps``,
+            ``pos_noise``, ``vel_noise``, ``<joint>_bias`` (missing ones are 0).
+        control_dt: the control period that ``latency_steps`` counts in.
+        physics_dt: the plant step.
+        baud: the baud rate the devices are configured for.
+        seed: seeds the sensor-noise generator.
+    """
+
+    def __init__(self, hw: HardwareMap, plant: Plant, *, factors: Mapping[str, float] | None = None,
+                 control_dt: float = 0.02, physics_dt: float = 0.001, baud: int = 1_000_000,
+                 seed: int = 0):
+        self.hw = hw
+        self.plant = plant
+        self.physics_dt = physics_dt
+        self.control_dt = control_dt
+        baud_index = {v: k for k, v in BAUD_RATES.items()}.get(baud, 3)
+        self.devices: dict[int, DynamixelDevice] = {
+            j.motor_id: DynamixelDevice(j.motor_id, get_table(j.model), j, baud_index)
+            for j in hw.joints
+        }
+        self.network = DeviceNetwork(self.devices.values())
+        self._joints = hw.joints
+        self._all_devices = list(self.devices.values())
+        self._joint_devices = [self.devices[j.motor_id] for j in hw.joints]
+        self._act_joints = hw.actuated
+        self._act_devices = [self.devices[j.motor_id] for j in hw.actuated]
+        self._cols = [plant.joints.index(j.joint) for j in hw.joints]
+        self._act = [k for k, j in enumerate(hw.joints) if j.actuated]
+        f = dict(factors or {})
+        self.latency_s = float(f.get("latency_steps", 0.0)) * control_dt
+        self.pos_noise = float(f.get("pos_noise", 0.0))
+        self.vel_noise = float(f.get("vel_noise", 0.0))
+        self.bias = np.array([float(f.get(f"{j.joint}_bias", 0.0)) for j in hw.joints])
+        self.rng = np.random.default_rng(seed)
+        self.time = 0.0
+        self.steps = 0
+        self._history: deque[tuple[float, np.ndarray]] = deque()
+        self.applied_current = np.zeros(len(self._act))
+        self._delayed = np.zeros(len(self._act))
+        self._refresh(0.0)
+
+    @classmethod
+    def from_robot(cls, robot: str | RobotDef, params: Any = None, *, plant: str | Any = "twin",
+                   physics_dt: float | None = None, qpos0: Mapping[str, float] | None = None,
+                   baud: int = 1_000_000, seed: int = 0) -> EmulatedRobot:
+        """Build from a bundled robot: ``plant`` is ``"twin"`` (PyBullet), ``"mujoco"``,
+        ``"none"`` (a :class:`StaticPlant`) or a PhysicsBackend instance with one env."""
+        from robot_meta.sim.robots.robot_def import RobotDef, get_robot
+
+        rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
+        vec = resolve_params(rdef, params)
+        pose = dict(REST_POSE.get(rdef.name, {}))
+        pose.update(qpos0 or {})
+        q0 = np.array([pose.get(j, 0.0) for j in rdef.joints])
+        pl: Any
+        if plant == "twin":
+            pl = TwinPlant(rdef, vec, physics_dt, q0)
+            dt = pl.physics_dt
+        elif plant == "mujoco":
+            from robot_meta.sim.mujoco_backend import MujocoBackend
+
+            pl = BackendPlant(rdef, MujocoBackend(rdef, 1, nthread=0), vec, q0)
+            dt = pl.physics_dt
+        elif plant == "none":
+            pl = StaticPlant(tuple(rdef.joints))
+            pl.set_state(q0, np.zeros(len(q0)))
+            dt = physics_dt or 0.001
+        elif isinstance(plant, str):
+            raise ValueError(f"unknown plant {plant!r}; use 'twin', 'mujoco' or 'none'")
+        else:
+            pl = BackendPlant(rdef, plant, vec, q0)
+            dt = pl.physics_dt
+        factors = dict(zip(rdef.factor_names, vec.tolist(), strict=True))
+        return cls(rdef.hardware_map, pl, factors=factors, control_dt=rdef.control_dt,
+                   physics_dt=dt, baud=baud, seed=seed)
+
+    # ---- time ---------------------------------------------------------------------------------
+    def advance_to(self, t: float) -> int:
+        """Step physics until ``time`` reaches t (at most MAX_CATCH_UP_S of simulated time per
+        call; beyond that the clock jumps). Returns the number of steps taken."""
+        n = int(math.floor((t - self.time) / self.physics_dt + 1e-9))
+        if n <= 0:
+            return 0
+        max_n = int(MAX_CATCH_UP_S / self.physics_dt)
+        if n > max_n:
+            self.time = t - max_n * self.physics_dt
+            n = max_n
+        for _ in range(n):
+            self.tick()
+        return n
+
+    def tick(self) -> None:
+        """One physics step (see the module docstring)."""
+        now = self.time
+        for d in self._all_devices:
+            d.check_watchdog(now)
+        devs = self._act_devices
+        commanded = np.array([d.drive_current() if d.online else 0.0 for d in devs])
+        # Latency: apply the newest command issued at or before now - latency_s.
+        if self.latency_s > 0.0:
+            self._history.append((now, commanded))
+            cutoff = now - self.latency_s + 1e-9
+            while self._history and self._history[0][0] <= cutoff:
+                self._delayed = self._history.popleft()[1]
+            applied = self._delayed
+        else:
+            applied = commanded
+        # A servo whose torque is off now drives nothing, whatever is still in the pipeline.
+        on = [d.online and d.torque_enabled for d in devs]
+        if not all(on):
+            applied = np.where(on, applied, 0.0)
+        self.applied_current = applied
+        effort = np.array([j.current_to_effort(float(i))
+                           for j, i in zip(self._act_joints, applied, strict=True)])
+        self.plant.step(effort, self.physics_dt)
+        self.time = now + self.physics_dt
+        self.steps += 1
+        self._refresh(self.physics_dt)
+
+    def _refresh(self, dt: float) -> None:
+        q, dq = self.plant.state()
+        n = len(self._joints)
+        noise = self.rng.standard_normal((2, n)) if (self.pos_noise or self.vel_noise) else None
+        currents = dict(zip(self._act, self.applied_current.tolist(), strict=True))
+        for k, d in enumerate(self._joint_devices):
+            c = self._cols[k]
+            qk = float(q[c]) + self.bias[k]
+            dqk = float(dq[c])
+            if noise is not None:
+                qk += self.pos_noise * noise[0, k]
+                dqk += self.vel_noise * noise[1, k]
+            d.update_present(qk, dqk, currents.get(k, 0.0), self.time, dt)
+
+    # ---- inspection and faults --------------------------------------------------------------
+    def true_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """The plant's true joint state in hardware-map order (no bias, no noise)."""
+        q, dq = self.plant.state()
+        return np.asarray(q)[self._cols].copy(), np.asarray(dq)[self._cols].copy()
+
+    def device(self, dxl_id: int) -> DynamixelDevice:
+        """The device at an ID."""
+        try:
+            return self.devices[dxl_id]
+        except KeyError:
+            raise KeyError(f"no emulated device with ID {dxl_id}; IDs: {sorted(self.devices)}"
+                           ) from None
+
+    def close(self) -> None:
+        self.plant.close()
