@@ -61,8 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose module parses its own arguments: ``robot-meta NAME ...`` calls
+# ``module.main(rest)`` (their --help is their own).
+FORWARDED = {"emulate": "robot_meta.hardware.emulator"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robot-meta`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in FORWARDED:
+        return int(importlib.import_module(FORWARDED[argv[0]]).main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

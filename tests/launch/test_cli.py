@@ -32,3 +32,21 @@ def test_unknown_robot_is_a_clear_error() -> None:
     assert out.returncode == 2
     assert "error: unknown robot 'arm9'; known robots: cartpole, arm2" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_emulate_prints_its_port_first_and_answers_pings() -> None:
+    from robot_meta.hardware import open_bus
+
+    proc = subprocess.Popen([sys.executable, "-m", "robot_meta.launch.cli", "emulate", "arm2",
+                             "--duration", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        assert port.startswith("/dev/pts/"), port
+        with open_bus(port) as bus:
+            assert bus.ping(1) == 1020 and bus.ping(2) == 1020  # XM430-W350
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
