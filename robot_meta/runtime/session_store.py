@@ -73,7 +73,7 @@ class SessionStore:
                      summary: dict[str, Any]) -> Path:
         """Write one completed rollout atomically, then journal it."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         path = self.rollouts_dir / f"{index:04d}-{kind}.npz"
         write_atomic(path, buf.getvalue())
         self.log("rollout_done", index=index, kind=kind, file=path.name, **summary)
