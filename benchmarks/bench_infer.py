@@ -1,0 +1,113 @@
+"""``robot-meta bench infer BUNDLE``: single-sample control-step latency, onnxruntime vs torch.
+
+One control step = the context encoder (RMA: the history module on the last H steps; PEARL:
+none, z is fixed within a rollout) followed by the policy, for one observation (batch 1). The
+same networks run in onnxruntime (1 intra-op thread, the runtime's setting) and in torch eager
+(1 thread, no_grad), loaded from the run directory recorded in the bundle's provenance (or
+``--run``). Calls alternate in blocks so that load hits both alike; p50/p99/max over all calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _percentiles(x: list[float]) -> dict[str, float]:
+    a = np.array(x) * 1e6
+    return {"p50_us": float(np.percentile(a, 50)), "p99_us": float(np.percentile(a, 99)),
+            "max_us": float(a.max())}
+
+
+def run(bundle_dir: str, run_dir: str | None, calls: int, block: int) -> dict[str, Any]:
+    import torch
+
+    from robot_meta.learn.evaluate import load_run
+    from robot_meta.runtime import load_bundle
+
+    torch.set_num_threads(1)
+    b = load_bundle(bundle_dir)
+    m = b.manifest
+    rd = run_dir or m.provenance.get("run_dir", "")
+    if not rd or not Path(rd).exists():
+        from robot_meta.errors import UserError
+
+        raise UserError(f"{bundle_dir}: the run directory {rd!r} is not here; pass --run RUN_DIR "
+                        "to compare with torch")
+    _, algo = load_run(rd)
+    mods = {k: v.eval() for k, v in algo.deployment_modules().items()}
+    rng = np.random.default_rng(0)
+    n_o, L, H = len(m.observation), m.latent_dim, m.history_length
+    n_a = len(m.actuated_joints)
+    obs = rng.normal(0, 1, (1, n_o)).astype(np.float32)
+    hist = rng.normal(0, 1, (1, H, n_o + n_a)).astype(np.float32) if H else None
+    z0 = np.zeros((1, L), dtype=np.float32)
+    enc_is_history = b.encoder is not None and b.encoder.role == "history_encoder"
+    assert b.policy is not None
+
+    def ort_step() -> None:
+        z = b.encoder.run(history=hist)[0] if enc_is_history else z0  # type: ignore[union-attr]
+        b.policy.run(obs=obs, z=z)  # type: ignore[union-attr]
+
+    t_obs, t_hist, t_z0 = torch.from_numpy(obs), None if hist is None else torch.from_numpy(hist), \
+        torch.from_numpy(z0)
+
+    def torch_step() -> None:
+        with torch.no_grad():
+            z = mods["encoder"](t_hist) if enc_is_history else t_z0
+            mods["policy"](t_obs, z)
+
+    for fn in (ort_step, torch_step):  # warm up
+        for _ in range(200):
+            fn()
+    times: dict[str, list[float]] = {"ort": [], "torch": []}
+    pc = time.perf_counter
+    while len(times["ort"]) < calls:
+        for name, fn in (("ort", ort_step), ("torch", torch_step)):
+            out = times[name]
+            for _ in range(block):
+                t0 = pc()
+                fn()
+                out.append(pc() - t0)
+    o, t = _percentiles(times["ort"]), _percentiles(times["torch"])
+    return {
+        "bundle": str(bundle_dir), "method": m.method, "robot": m.robot,
+        "step": "history encoder + policy" if enc_is_history else "policy (z fixed per rollout)",
+        "calls": len(times["ort"]),
+        "ort_p50_us": o["p50_us"], "ort_p99_us": o["p99_us"], "ort_max_us": o["max_us"],
+        "torch_p50_us": t["p50_us"], "torch_p99_us": t["p99_us"], "torch_max_us": t["max_us"],
+        "speedup_p50": t["p50_us"] / o["p50_us"], "speedup_p99": t["p99_us"] / o["p99_us"],
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": date.today().isoformat(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="robot-meta bench infer", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="a bundle directory")
+    p.add_argument("--run", help="the run directory (default: the bundle's provenance)")
+    p.add_argument("--calls", type=int, default=20000, help="calls per runtime (default 20000)")
+    p.add_argument("--block", type=int, default=500, help="calls per alternating block")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    a = p.parse_args(argv)
+    res = run(a.bundle, a.run, a.calls, a.block)
+    if a.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for k, v in res.items():
+            print(f"{k:16s} {v:.4g}" if isinstance(v, float) else f"{k:16s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
