@@ -1,9 +1,16 @@
-"""``robot-meta demo``: the main job on the emulated robot, end to end.
+"""``robot-meta demo``: the main job, end to end, on the emulated robot.
 
-Stages run in order; each later issue (train, export, emulate, flash, adapt) adds its stage.
-Today it shows the reality gap the rest of the stack exists to close: a model-based controller
-tuned on the nominal simulator, run in the batched MuJoCo env over the ``payload`` family, and
-on the PyBullet twin whose hidden payload differs.
+1. meta-train a policy with a quick budget (``robot-meta train arm2-payload-<method>``), and a
+   robust PPO baseline with the same budget (skip it with ``--no-baseline``);
+2. export both to ONNX bundles (``robot-meta export``);
+3. start the emulator (``robot-meta emulate arm2``) with hidden dynamics beyond nominal: by
+   default a 0.65 kg payload, beyond the 0..0.5 kg training range;
+4. flash the bundle to the emulated robot (``robot-meta flash``);
+5. adapt with 3 rollouts (``robot-meta adapt``), evaluating zero-shot (before), adapted
+   (after), the oracle (the emulator's true parameters) and the robust baseline on the same
+   targets; print the table and the path of the report.
+
+``--run DIR`` (and ``--baseline-run DIR``) skip training with existing run directories.
 """
 
 from __future__ import annotations
@@ -11,97 +18,149 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="run the whole pipeline on the emulated robot",
+    p = sub.add_parser("demo", help="train, export, emulate, flash and adapt, end to end",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robot", default="arm2", choices=["arm2"], help="robot (default arm2)")
-    p.add_argument("--hidden-payload", type=float, default=0.6,
-                   help="the twin's hidden payload mass in kg (default 0.6, beyond training)")
-    p.add_argument("--episodes", type=int, default=32, help="sim episodes per setting")
+    p.add_argument("--method", default="pearl", choices=["pearl", "rma"],
+                   help="the meta-RL method to train (default pearl)")
+    p.add_argument("--minutes", type=float, default=3.0,
+                   help="training budget per run in minutes (default 3)")
+    p.add_argument("--run", help="an existing run directory of the method: skip its training")
+    p.add_argument("--baseline-run", help="an existing PPO run directory: skip the baseline's training")
+    p.add_argument("--no-baseline", action="store_true", help="no robust baseline column")
+    p.add_argument("--hidden-payload", type=float, default=0.65,
+                   help="the emulator's hidden payload mass in kg (default 0.65; training range 0..0.5)")
+    p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts (default 3)")
+    p.add_argument("--eval-rollouts", type=int, default=3,
+                   help="evaluation rollouts per column, on shared targets (default 3)")
+    p.add_argument("--episode-steps", type=int, default=0, help="steps per rollout (default: task's)")
+    p.add_argument("--out", help="working directory (default robot_meta_demo/<time>)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the result table as JSON")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 
-def nominal_controller(obs: np.ndarray) -> np.ndarray:
-    """Operational-space PD plus the nominal model's gravity compensation, for arm2 ``reach``.
+def _say(args: argparse.Namespace, msg: str) -> None:
+    import sys
 
-    tau = J^T (Kp e - Kd v_tip) + g_nominal(q), mapped to normalized current a = tau / gear.
-    It knows nothing of the payload, which is what makes the gap visible.
-    """
-    from robot_meta.sim.robots.arm2 import constants as C
-
-    gear, g = 3.5652, 9.81
-    c1, s1, c2, s2 = obs[:, 0], obs[:, 1], obs[:, 2], obs[:, 3]
-    dq = obs[:, 4:6]
-    err = obs[:, 10:12]
-    # absolute link-2 angle q1 + q2
-    s12, c12 = s1 * c2 + c1 * s2, c1 * c2 - s1 * s2
-    l1, l2 = C.LINK1_LENGTH, C.LINK2_LENGTH
-    # tip (x, z) = (l1 s1 + l2 s12, -l1 c1 - l2 c12); J = d tip / d q
-    J = np.stack([np.stack([l1 * c1 + l2 * c12, l2 * c12], 1),
-                  np.stack([l1 * s1 + l2 * s12, l2 * s12], 1)], 1)  # (B, 2, 2)
-    v_tip = np.einsum("bij,bj->bi", J, dq)
-    f = 20.0 * err - 2.0 * v_tip  # N per m of tip error, N per m/s of tip velocity
-    tau = np.einsum("bji,bj->bi", J, f)
-    # gravity torques of the nominal links (COMs at mid-link)
-    m1, m2 = C.LINK1_MASS, C.LINK2_MASS
-    tau[:, 0] += g * (m1 * l1 / 2 * s1 + m2 * (l1 * s1 + l2 / 2 * s12))
-    tau[:, 1] += g * m2 * l2 / 2 * s12
-    tau -= 0.1 * dq
-    return np.asarray(np.clip(tau / gear, -1.0, 1.0))
+    print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
-def _mean_return(env: Any, episodes: int) -> tuple[float, float]:
-    """Mean and 95 % CI half-width of episode returns under the nominal controller."""
-    obs = env.reset()
-    returns: list[float] = []
-    while len(returns) < episodes:
-        obs, _, _, _, info = env.step(nominal_controller(obs))
-        if info["done"].any():
-            returns.extend(info["episode_return"][info["done"]].tolist())
-    r = np.array(returns[:episodes])
-    return float(r.mean()), float(1.96 * r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else 0.0
+def _train(launch: str, out: Path, minutes: float, seed: int) -> None:
+    import contextlib
+    import sys
+
+    from robot_meta.launch.cli import main
+
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
+        rc = main(["train", launch, "--out", str(out), "--minutes", str(minutes), "--seed",
+                   str(seed), "--no-progress"])
+    if rc:
+        from robot_meta.errors import UserError
+
+        raise UserError(f"training {launch} failed (exit {rc})")
+
+
+def _export(run_dir: Path, bundle: Path) -> None:
+    import contextlib
+    import io
+
+    from robot_meta.launch.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["export", str(run_dir), "-o", str(bundle), "--force"])
+    if rc:
+        from robot_meta.errors import UserError
+
+        raise UserError(f"export of {run_dir} failed (exit {rc})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_meta.sim import make_twin_env, make_vec_env
+    from robot_meta.errors import UserError
+    from robot_meta.launch.emulator_process import EmulatorProcess
+    from robot_meta.runtime.flash import flash
+    from robot_meta.runtime.robot_config import load_robot_config
+    from robot_meta.runtime.session import AdaptationSession, SessionSpec
 
     t0 = time.perf_counter()
-    rows: dict[str, dict[str, float]] = {}
-    sim = make_vec_env(args.robot, "payload", num_envs=min(args.episodes, 64), seed=args.seed,
-                       task="reach", params=None)
-    nominal = make_vec_env(args.robot, "payload", num_envs=min(args.episodes, 64), seed=args.seed,
-                           task="reach", params=sim.params[:1] * 0 + _nominal(sim))
-    for name, env in (("sim nominal", nominal), ("sim payload family (train)", sim)):
-        m, ci = _mean_return(env, args.episodes)
-        rows[name] = {"mean": m, "ci95": ci}
-    twin = make_twin_env(args.robot, {"payload_mass": args.hidden_payload}, task="reach",
-                         seed=args.seed)
-    m, ci = _mean_return(twin, max(4, args.episodes // 8))
-    rows[f"twin, hidden payload {args.hidden_payload:g} kg"] = {"mean": m, "ci95": ci}
-    twin.close()
-    result = {"robot": args.robot, "task": "reach", "controller": "nominal-model PD",
-              "returns": rows, "episode_steps": sim.episode_steps,
-              "seconds": round(time.perf_counter() - t0, 1)}
+    if args.minutes <= 0 and not args.run:
+        raise UserError("--minutes must be positive (or give --run DIR)")
+    work = Path(args.out or f"robot_meta_demo/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    # 1. train (or reuse)
+    run_dir = Path(args.run) if args.run else work / f"run-{args.method}"
+    base_dir: Path | None = None
+    if not args.no_baseline:
+        base_dir = Path(args.baseline_run) if args.baseline_run else work / "run-ppo"
+    if not args.run:
+        _say(args, f"[1/5] meta-training arm2-payload-{args.method} for {args.minutes:g} min -> {run_dir}")
+        _train(f"arm2-payload-{args.method}", run_dir, args.minutes, args.seed)
+    if base_dir is not None and not args.baseline_run:
+        _say(args, f"[1/5] training the robust PPO baseline for {args.minutes:g} min -> {base_dir}")
+        _train("arm2-payload-ppo", base_dir, args.minutes, args.seed)
+    timings["train_s"] = time.perf_counter() - t0
+
+    # 2. export
+    t = time.perf_counter()
+    bundle, base_bundle = work / "bundle", work / "bundle-ppo"
+    _say(args, f"[2/5] exporting {run_dir} -> {bundle}")
+    _export(run_dir, bundle)
+    if base_dir is not None:
+        _export(base_dir, base_bundle)
+    timings["export_s"] = time.perf_counter() - t
+
+    # 3. emulator with hidden dynamics beyond nominal
+    hidden = work / "hidden.toml"
+    hidden.write_text(f'robot = "arm2"\ndescription = "demo: hidden payload beyond the training '
+                      f'range"\n[params]\npayload_mass = {args.hidden_payload}\n')
+    _say(args, f"[3/5] emulating arm2 with a hidden payload of {args.hidden_payload:g} kg")
+    with EmulatorProcess("arm2", hidden, seed=args.seed, log=work / "emulator.log") as emu:
+        cfg = load_robot_config("arm2").with_overrides(port=emu.port, deploy_dir=work / "deploy")
+        # 4. flash
+        t = time.perf_counter()
+        res = flash(bundle, cfg)
+        _say(args, f"[4/5] flashed {res.version}: hardware matches, torque-off dry run passed")
+        # 5. adapt
+        spec = SessionSpec(method="auto", rollouts=args.rollouts, eval_rollouts=args.eval_rollouts,
+                           episode_steps=args.episode_steps, seed=args.seed,
+                           oracle_params=str(hidden), baseline=str(base_bundle) if base_dir else "",
+                           command=f"robot-meta demo --run {run_dir}"
+                                   + (f" --baseline-run {base_dir}" if base_dir else " --no-baseline"))
+        # The policies were trained without motor velocity saturation and exceed the servos'
+        # 2x velocity-limit trip on the emulated arm: the demo disables that trip (the clamp
+        # that cuts accelerating current above the velocity limit stays on).
+        session = AdaptationSession(cfg, spec, session_dir=work / "session",
+                                    status=lambda m: _say(args, "      " + m),
+                                    robot_kwargs={"overspeed_factor": None})
+        _say(args, f"[5/5] adapting: {len(session.plan)} rollouts on the emulated robot")
+        result = session.run()
+        timings["session_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    out: dict[str, Any] = {**result.public(), "method": result.method, "report": result.report,
+                           "deadlines": result.deadlines, "hidden_payload_kg": args.hidden_payload,
+                           "timings": {k: round(v, 1) for k, v in timings.items()}}
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(out, indent=2))
         return 0
-    print(f"robot_meta demo: {args.robot} reach, a controller tuned on the nominal model")
-    print(f"{'setting':40s} {'return (of ' + str(sim.episode_steps) + ')':>16s}")
-    for name, r in rows.items():
-        print(f"{name:40s} {r['mean']:9.1f} ± {r['ci95']:4.1f}")
-    print("The gap between the nominal sim and the twin is what meta-training and few-shot")
-    print(f"adaptation close. ({result['seconds']} s)")
+
+    def f(x: float | None) -> str:
+        return "     -" if x is None else f"{x:6.1f}"
+
+    steps = session.spec.episode_steps or 200
+    print(f"\narm2 reach, hidden payload {args.hidden_payload:g} kg; returns of {steps} steps, "
+          f"mean of {args.eval_rollouts} shared targets")
+    print(f"  adaptation rollouts ({result.method}): " + ", ".join(f"{r:.1f}" for r in result.rollouts))
+    print(f"  {'before (zero-shot)':22s} {f(result.before)}")
+    print(f"  {'after 3 rollouts' if args.rollouts == 3 else 'after adaptation':22s} {f(result.after)}")
+    print(f"  {'oracle':22s} {f(result.oracle)}")
+    print(f"  {'robust (PPO)':22s} {f(result.robust)}")
+    d = result.deadlines
+    print(f"  deadlines met {100 * d['fraction_met']:.2f} % of {d['cycles']} cycles")
+    print(f"report: {result.report}  ({timings['total_s'] / 60:.1f} min)")
     return 0
-
-
-def _nominal(env: Any) -> np.ndarray:
-    from robot_meta.sim.randomize import nominal_params
-
-    return nominal_params(env.robot)

@@ -1,0 +1,19 @@
+"""Learning algorithms, one class per file. ``algorithm_class(name)`` maps a launch file's
+``[run].algorithm`` to its class (imported lazily: torch is only needed when training)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_CLASSES = {
+    "ppo": ("robot_meta.learn.algorithms.ppo", "PPO"),
+    "rma": ("robot_meta.learn.algorithms.rma", "RMA"),
+    "pearl": ("robot_meta.learn.algorithms.pearl", "PEARL"),
+}
+
+
+def algorithm_class(name: str) -> Any:
+    """The Algorithm subclass registered under ``name``."""
+    module, cls = _CLASSES[name]
+    return getattr(importlib.import_module(module), cls)

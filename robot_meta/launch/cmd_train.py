@@ -1,0 +1,109 @@
+"""``robot-meta train``: meta-train a policy (and context encoder) in simulation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "train", help="meta-train in simulation from a launch file",
+        description="Train a policy and its context encoder from a launch file (a bundled name such "
+                    "as cartpole-all-rma, or a path to a TOML file). Writes checkpoint.pt, "
+                    "config.toml, metrics.jsonl and TensorBoard logs (tb/) into the run dir.")
+    p.add_argument("launch", nargs="?", help="bundled launch name or path to a launch TOML")
+    p.add_argument("--list", action="store_true", help="list the bundled launch files and exit")
+    p.add_argument("--out", help="run directory (default runs/<launch name>)")
+    p.add_argument("--minutes", type=float, help="wall-clock budget in minutes (overrides the file)")
+    p.add_argument("--steps", type=int, help="env-step budget (overrides the file)")
+    p.add_argument("--seed", type=int, help="the run seed (overrides the file)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (budgets count the time "
+                        "and steps already spent)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(func=run)
+
+
+def list_launch() -> list[dict[str, str]]:
+    """The bundled launch files with robot, family, algorithm and budget."""
+    from robot_meta.learn.config import LAUNCH_DIR, launch_names, load_config
+
+    rows = []
+    for name in launch_names():
+        cfg = load_config(LAUNCH_DIR / f"{name}.toml")
+        fam = cfg.run.family if "/" not in cfg.run.family else cfg.run.family.rsplit("/", 1)[-1]
+        rows.append({"name": name, "robot": cfg.run.robot, "family": fam, "task": cfg.run.task,
+                     "algorithm": cfg.run.algorithm, "minutes": f"{cfg.run.minutes:g}"})
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from robot_meta.errors import UserError
+
+    if args.list:
+        rows = list_launch()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'launch':24s} {'robot':9s} {'family':16s} {'task':8s} {'algorithm':9s} minutes")
+        for r in rows:
+            print(f"{r['name']:24s} {r['robot']:9s} {r['family']:16s} {r['task']:8s} {r['algorithm']:9s} "
+                  f"{r['minutes']}")
+        return 0
+
+    import tomllib
+
+    from robot_meta.learn.config import config_from_dict, load_config
+    from robot_meta.learn.trainer import CONFIG_NAME, Trainer
+
+    if args.resume:
+        if not args.out and not args.launch:
+            raise UserError("--resume needs the run directory: --out RUN_DIR")
+        if args.out:
+            out = Path(args.out)
+        else:
+            out = Path("runs") / load_config(args.launch).run.name
+        saved = out / CONFIG_NAME
+        if not saved.is_file():
+            raise UserError(f"{out}: nothing to resume (no {CONFIG_NAME})")
+        cfg = config_from_dict(tomllib.loads(saved.read_text()), str(saved))
+        if args.launch:
+            new = load_config(args.launch)
+            if (new.run.robot, new.run.algorithm) != (cfg.run.robot, cfg.run.algorithm):
+                raise UserError(f"{args.launch} is {new.run.robot}/{new.run.algorithm}, but the run in "
+                                f"{out} is {cfg.run.robot}/{cfg.run.algorithm}")
+        if args.seed is not None and args.seed != cfg.run.seed:
+            raise UserError(f"--seed {args.seed}: the run in {out} has seed {cfg.run.seed}; a resumed "
+                            "run keeps its seed")
+    else:
+        if not args.launch:
+            raise UserError("give a launch file or name (robot-meta train --list shows the bundled ones)")
+        cfg = load_config(args.launch)
+        if args.seed is not None:
+            cfg.run.seed = args.seed
+        out = Path(args.out) if args.out else Path("runs") / cfg.run.name
+    if args.minutes is not None:
+        if args.minutes < 0:
+            raise UserError("--minutes must be >= 0")
+        cfg.run.minutes = args.minutes
+    if args.steps is not None:
+        if args.steps < 0:
+            raise UserError("--steps must be >= 0")
+        cfg.run.steps = args.steps
+    if args.steps is not None and args.minutes is None and not args.resume:
+        cfg.run.minutes = 0.0  # a step budget alone: reproducible
+    if cfg.run.minutes == 0 and cfg.run.steps == 0:
+        raise UserError("no budget: give --minutes or --steps")
+    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress)
+    summary = trainer.train()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"trained {summary['steps']:,} steps in {summary['minutes']:.1f} min "
+              f"({summary['steps_per_second']:,.0f} steps/s); run dir {out}\n"
+              f"next: robot-meta eval {out}")
+    return 0

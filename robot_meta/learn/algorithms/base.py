@@ -1,0 +1,70 @@
+"""The contract between the trainer, the evaluator and a learning algorithm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_meta.learn.agent import Agent
+from robot_meta.learn.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """The shapes an algorithm needs from the env."""
+
+    robot: str
+    obs_dim: int
+    act_dim: int
+    priv_dim: int  # F, the privileged factor vector e
+    episode_steps: int
+
+
+class Algorithm:
+    """A training algorithm. The trainer drives it in *segments*: ``start_segment`` gets a
+    freshly reset env and generators seeded from (run seed, iteration), then ``iterate`` is
+    called repeatedly; each call collects experience and updates the networks, and returns
+    scalar metrics (``steps`` = env steps taken). Everything that must survive a restart is in
+    ``state_dict``; per-env state (histories, contexts) lives only within a segment, which is
+    what makes a resumed run identical to an uninterrupted one.
+
+    Subclasses set ``name`` and ``phases`` and implement the methods below.
+    """
+
+    name: str = ""
+    phases: tuple[str, ...] = ()
+
+    def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
+        self.cfg, self.spec, self.device = cfg, spec, device
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Extra arguments of ``make_vec_env`` for training (e.g. ``fixed_tasks``)."""
+        return {}
+
+    def phase_at(self, progress: float) -> str:
+        """The phase at a given fraction of the budget, progress in [0, 1]."""
+        return self.phases[0]
+
+    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+                      gen: torch.Generator) -> None:
+        raise NotImplementedError
+
+    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def agent(self, num_envs: int) -> Agent:
+        """The deployment-time policy with its adaptation rule, for ``num_envs`` parallel tasks."""
+        raise NotImplementedError
+
+    def deployment_modules(self) -> dict[str, torch.nn.Module]:
+        """The modules a bundle exports (each owns an ONNX-friendly ``forward`` on raw inputs)."""
+        raise NotImplementedError

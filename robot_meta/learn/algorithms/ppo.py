@@ -1,0 +1,243 @@
+"""PPO on the batched env: the robust (domain-randomization-only) baseline, and the base of the
+context methods (RMA, PEARL), which only change what the context z is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
+from robot_meta.learn.config import TrainConfig
+from robot_meta.learn.models.actor_critic import ActorCritic
+from robot_meta.learn.storage.rollout_buffer import RolloutBuffer
+
+
+class PPO(Algorithm):
+    """Clipped PPO with GAE, a running observation normalizer, an entropy bonus, gradient-norm
+    clipping and a KL-adaptive learning rate with early stopping.
+
+    Rewards are scaled by (1 - gamma) inside the learner so that values lie in [0, 1] whatever
+    the episode length; logged returns are unscaled. Subclasses override the context hooks
+    ``act_context`` (z used to act, no gradient), ``update_context`` (z of a minibatch, with
+    gradient when an encoder learns through the policy loss) and ``on_step``.
+    """
+
+    name = "ppo"
+    phases = ("ppo",)
+
+    def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
+        super().__init__(cfg, spec, device)
+        gen = torch.Generator().manual_seed(cfg.run.seed)
+        self.init_gen = gen
+        self.latent_dim = self.context_dim()
+        self.ac = ActorCritic(spec.obs_dim, spec.act_dim, self.latent_dim, spec.priv_dim,
+                              cfg.model.hidden, init_std=cfg.ppo.init_std,
+                              actor_gain=cfg.ppo.actor_init_gain, generator=gen).to(device)
+        self.build_extra(gen)
+        self.lr = cfg.ppo.lr
+        self.optimizer = torch.optim.Adam(self.trainable_parameters(), lr=self.lr)
+        self.buffer = RolloutBuffer(cfg.ppo.horizon, cfg.run.num_envs, spec.obs_dim, spec.act_dim,
+                                    self.latent_dim, spec.priv_dim, device)
+        self.obs: np.ndarray | None = None
+        self.rng: np.random.Generator | None = None
+        self.gen: torch.Generator | None = None
+
+    # ---- hooks for subclasses ------------------------------------------------------------------
+    def context_dim(self) -> int:
+        """Size of z (0 for the robust baseline)."""
+        return 0
+
+    def build_extra(self, gen: torch.Generator) -> None:
+        """Build extra modules (encoders) before the optimizer is created."""
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters the PPO loss optimizes."""
+        return list(self.ac.parameters())
+
+    def act_context(self, obs: torch.Tensor, priv: torch.Tensor) -> torch.Tensor:
+        """z used to act at this step, (B, L), no gradient."""
+        return obs.new_zeros(obs.shape[0], 0)
+
+    def update_context(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """z of a minibatch in the PPO loss (with gradient if an encoder trains through it)."""
+        return batch["z"]
+
+    def on_step(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+                done: np.ndarray, env: Any) -> None:
+        """Called after every env step; next_obs is the final observation on done rows."""
+
+    def reset_segment_state(self, env: Any) -> None:
+        """Reset per-env state at the start of a segment."""
+
+    # ---- segment -------------------------------------------------------------------------------
+    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+                      gen: torch.Generator) -> None:
+        self.obs, self.rng, self.gen = obs, rng, gen
+        self.ep_returns: list[float] = []
+        self.reset_segment_state(env)
+
+    def tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+    # ---- collection ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self, env: Any) -> dict[str, float]:
+        """Fill the buffer with T steps of B envs, acting with a ~ pi(. | o, z)."""
+        cfg = self.cfg.ppo
+        assert self.obs is not None and self.gen is not None
+        scale = 1.0 - cfg.gamma  # reward scaling: values in [0, 1]
+        self.buffer.clear()
+        term_sums: dict[str, float] = {}
+        rew_sum = 0.0
+        for _ in range(cfg.horizon):
+            obs_t = self.tensor(self.obs)
+            priv_t = self.tensor(env.factors)  # e before the step (done rows may get new tasks)
+            z = self.act_context(obs_t, priv_t)
+            dist = self.ac.distribution(obs_t, z)
+            noise = torch.randn(dist.mean.shape, generator=self.gen)
+            action = dist.mean + dist.stddev * noise
+            logp = dist.log_prob(action).sum(-1)
+            value = self.ac.value(obs_t, priv_t)
+            a_np = action.cpu().numpy().astype(np.float64)
+            next_obs, rew, _term, trunc, info = env.step(a_np)
+            done = info["done"]
+            r = self.tensor(rew) * scale
+            if trunc.any():
+                # Time limit: bootstrap the cut-off tail, r_T += gamma V(s_final).
+                idx = np.flatnonzero(trunc)
+                final = self.tensor(info["final_obs"][idx])
+                r[idx] += cfg.gamma * self.ac.value(final, priv_t[idx])
+            self.buffer.add(obs=obs_t, z=z, priv=priv_t, actions=action, logp=logp, values=value,
+                            rewards=r, dones=self.tensor(done.astype(np.float32)))
+            trans_next = next_obs
+            if done.any():
+                trans_next = next_obs.copy()
+                trans_next[done] = info["final_obs"][done]
+                self.ep_returns.extend(info["episode_return"][done].tolist())
+            self.on_step(self.obs, np.clip(a_np, -1.0, 1.0), rew, trans_next, done, env)
+            rew_sum += float(rew.mean())
+            for k, v in info["reward_terms"].items():
+                term_sums[k] = term_sums.get(k, 0.0) + float(v.mean())
+            self.obs = next_obs
+        last_obs = self.tensor(self.obs)
+        last_v = self.ac.value(last_obs, self.tensor(env.factors))
+        self.buffer.finish(last_v, cfg.gamma, cfg.lam)
+        T = cfg.horizon
+        out = {f"reward_terms/{k}": v / T for k, v in term_sums.items()}
+        out["reward/step_mean"] = rew_sum / T
+        return out
+
+    # ---- update --------------------------------------------------------------------------------
+    def update(self) -> dict[str, float]:
+        """PPO epochs over the buffer.
+
+        ratio = pi(a|s) / pi_old(a|s);  L_clip = -E[min(ratio A, clip(ratio, 1-eps, 1+eps) A)]
+        L = L_clip + c_v (R - V(s))^2 - c_H H[pi];  A normalized per minibatch.
+        The learning rate follows the KL: lr /= 1.5 when KL > 2 KL*, lr *= 1.5 when KL < KL*/2
+        (adaptive schedule), and the epochs stop early once KL > max_kl.
+        """
+        cfg = self.cfg.ppo
+        assert self.rng is not None
+        stats = {"loss/policy": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        n = 0
+        stop = False
+        for _ in range(cfg.epochs):
+            for batch in self.buffer.minibatches(cfg.minibatches, self.rng):
+                z = self.update_context(batch)
+                dist = self.ac.distribution(batch["obs"], z)
+                logp = dist.log_prob(batch["actions"]).sum(-1)
+                entropy = dist.entropy().sum(-1).mean()
+                value = self.ac.value(batch["obs"], batch["priv"])
+                adv = batch["advantages"]
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                log_ratio = logp - batch["logp"]
+                ratio = log_ratio.exp()
+                pg = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv).mean()
+                v_loss = (batch["returns"] - value).pow(2).mean()
+                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy + self.extra_loss(batch)
+                with torch.no_grad():
+                    # KL(old || new) estimator: E[(ratio - 1) - log ratio] (Schulman's k3)
+                    kl = float(((ratio - 1) - log_ratio).mean())
+                    clip_frac = float(((ratio - 1).abs() > cfg.clip).float().mean())
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                if cfg.lr_schedule == "adaptive":
+                    if kl > 2.0 * cfg.desired_kl:
+                        self.lr = max(cfg.min_lr, self.lr / 1.5)
+                    elif kl < cfg.desired_kl / 2.0:
+                        self.lr = min(cfg.max_lr, self.lr * 1.5)
+                    for g in self.optimizer.param_groups:
+                        g["lr"] = self.lr
+                for k, v in (("loss/policy", float(pg.detach())), ("loss/value", float(v_loss.detach())),
+                             ("loss/entropy", float(entropy.detach())), ("kl", kl), ("clip_frac", clip_frac)):
+                    stats[k] += v
+                n += 1
+                if cfg.max_kl > 0 and kl > cfg.max_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        out = {k: v / max(n, 1) for k, v in stats.items()}
+        ret, val = self.buffer.returns.flatten(), self.buffer.data["values"].flatten()
+        # explained variance = 1 - Var[R - V] / Var[R]
+        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+        out["lr"] = self.lr
+        out["action_std"] = float(self.ac.log_std.detach().exp().mean())
+        out["minibatch_updates"] = float(n)
+        return out
+
+    def extra_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """An extra term added to the PPO loss (none here)."""
+        return 0.0
+
+    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+        self.ac.train()
+        m = self.collect(env)
+        m.update(self.update())
+        # The normalizer is frozen within an iteration (old and new log-probs see the same
+        # normalization) and updated from the collected observations afterwards.
+        self.ac.obs_norm.update(self.buffer.data["obs"])
+        m["steps"] = float(self.cfg.ppo.horizon * self.cfg.run.num_envs)
+        if self.ep_returns:
+            m["episode_return"] = float(np.mean(self.ep_returns))
+            self.ep_returns = []
+        return m
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"ac": self.ac.state_dict(), "optimizer": self.optimizer.state_dict(), "lr": self.lr}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ac.load_state_dict(state["ac"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr = float(state["lr"])
+
+    # ---- deployment ----------------------------------------------------------------------------
+    def agent(self, num_envs: int) -> Agent:
+        return PolicyAgent(self.ac, self.device)
+
+    def deployment_modules(self) -> dict[str, torch.nn.Module]:
+        return {"policy": self.ac}
+
+
+class PolicyAgent(Agent):
+    """A context-free policy: every mode acts the same (the robust baseline)."""
+
+    def __init__(self, ac: ActorCritic, device: torch.device):
+        self.ac, self.device = ac, device
+
+    def reset_task(self) -> None:
+        pass
+
+    def begin_episode(self, mode: str) -> None:
+        pass
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, priv: np.ndarray) -> np.ndarray:
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return self.ac(o, o.new_zeros(o.shape[0], 0)).cpu().numpy().astype(np.float64)

@@ -1,0 +1,134 @@
+"""Drive the robot back to the task's start state with its own motors (no teleporting).
+
+Each actuated joint follows a rate-limited reference r(t) that moves from where the joint is
+to its start position at ``max_speed``, under PID on the motor current:
+
+    tau = Kp (r - q) - Kd dq + Ki integral(r - q) dt,   |Ki integral| <= 0.3 effort_limit
+    Kp = effort_limit / full_effort_error,   Kd = damping_time * Kp
+
+so a joint never sees a large step (the safety layer also clamps every command). Passive joints
+(the cartpole's pole) cannot be driven: the reset waits for them to settle where gravity leaves
+them, and refuses a start pose that gravity cannot reach (the cartpole ``balance`` task starts
+upright: reset it by hand, or use ``swingup``).
+
+The reset ends when every joint is within ``pos_tol`` of its start and moves slower than
+``vel_tol`` for ``hold_s`` seconds; it raises :class:`ResetError` after ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robot_meta.errors import UserError
+from robot_meta.runtime.control_loop import ControlLoop
+
+
+class ResetError(UserError):
+    """The robot could not be brought back to its start state."""
+
+
+@dataclass
+class ResetResult:
+    """How the reset went."""
+
+    seconds: float
+    steps: int
+    q: list[float]
+    error: list[float]
+
+
+def _wrap(x: np.ndarray) -> np.ndarray:
+    """Angles to (-pi, pi]."""
+    return np.asarray((x + math.pi) % (2 * math.pi) - math.pi)
+
+
+class ResetController:
+    """PID-to-start-pose reset for a :class:`~robot_meta.hardware.Robot` (current mode).
+
+    Args:
+        robot: a connected robot with torque enabled.
+        q_start: the start position of every joint (hardware-map order).
+        period_s: the reset's control period: faster than the policy's (default 5 ms), since
+            PD on a light link (the arm2 elbow, about 3e-3 kg m^2) is only stable at 50 Hz with
+            gains too low to hold a payload.
+        full_effort_error: the position error [rad or m] at which Kp alone gives the full
+            effort limit.
+        damping_time: Kd / Kp [s].
+        integral_rate: Ki / Kp [1/s].
+        max_speed: the speed of the reference [rad/s or m/s].
+    """
+
+    def __init__(self, robot: Any, q_start: np.ndarray, period_s: float = 0.005, *,
+                 full_effort_error: float = 0.9, damping_time: float = 0.1,
+                 integral_rate: float = 1.0, max_speed: float = 1.5, pos_tol: float = 0.04,
+                 vel_tol: float = 0.15, hold_s: float = 0.2, timeout_s: float = 10.0,
+                 passive_timeout_s: float = 30.0):
+        hw = robot.hw
+        self.robot = robot
+        self.q_start = np.asarray(q_start, dtype=float)
+        self.period_s = period_s
+        self.act = [k for k, j in enumerate(hw.joints) if j.actuated]
+        self.passive = [k for k, j in enumerate(hw.joints) if not j.actuated]
+        self.revolute = np.array([j.kind == "revolute" for j in hw.joints])
+        self.effort_limit = np.array([hw.joints[k].effort_limit for k in self.act])
+        self.kp = self.effort_limit / full_effort_error
+        self.kd = damping_time * self.kp
+        self.ki = integral_rate * self.kp
+        self.max_speed = max_speed
+        self.pos_tol, self.vel_tol, self.hold_s = pos_tol, vel_tol, hold_s
+        self.timeout_s = timeout_s if not self.passive else max(timeout_s, passive_timeout_s)
+        for k in self.passive:
+            # gravity leaves a passive revolute joint hanging at pi (the cartpole's pole; 0 is up)
+            if hw.joints[k].kind == "revolute" and abs(_wrap(np.array(self.q_start[k] - math.pi))) > 0.3:
+                raise ResetError(f"joint {hw.joints[k].joint!r} is passive and its start position "
+                                 f"{self.q_start[k]:.2f} is not where gravity leaves it; the "
+                                 "motors cannot reset it. Reset it by hand or pick another task")
+
+    def _error(self, q: np.ndarray) -> np.ndarray:
+        e = self.q_start - q
+        return np.where(self.revolute, _wrap(e), e)
+
+    def run(self) -> ResetResult:
+        """Drive to the start state; returns when settled, raises ResetError on timeout."""
+        robot = self.robot
+        loop = ControlLoop(self.period_s)
+        s = robot.read_state()
+        ref = s.q[self.act].copy()
+        goal = self.q_start[self.act]
+        integ = np.zeros(len(self.act))
+        settled_since: float | None = None
+        t = 0.0
+        steps = 0
+        loop.start()
+        while True:
+            s = robot.read_state()
+            # r moves toward the goal at max_speed: r += clip(goal - r, -v T, v T)
+            step = self.max_speed * self.period_s
+            ref = ref + np.clip(goal - ref, -step, step)
+            e_ref = ref - s.q[self.act]
+            integ = np.clip(integ + e_ref * self.period_s, -0.3 * self.effort_limit / self.ki,
+                            0.3 * self.effort_limit / self.ki)
+            tau = self.kp * e_ref - self.kd * s.dq[self.act] + self.ki * integ
+            robot.write_efforts(np.clip(tau, -self.effort_limit, self.effort_limit))
+            err = self._error(s.q)
+            ok = bool(np.all(np.abs(err) < self.pos_tol) and np.all(np.abs(s.dq) < self.vel_tol))
+            if ok:
+                settled_since = t if settled_since is None else settled_since
+                if t - settled_since >= self.hold_s:
+                    return ResetResult(t, steps, s.q.tolist(), err.tolist())
+            else:
+                settled_since = None
+            if t > self.timeout_s:
+                names = [j.joint for j in robot.hw.joints]
+                worst = int(np.argmax(np.abs(err) / self.pos_tol + np.abs(s.dq) / self.vel_tol))
+                raise ResetError(
+                    f"reset did not settle in {self.timeout_s:g} s: joint {names[worst]!r} is at "
+                    f"{s.q[worst]:.3f} (start {self.q_start[worst]:.3f}) moving at "
+                    f"{s.dq[worst]:.3f}. Check that nothing blocks it and the calibration")
+            loop.wait()
+            steps += 1
+            t = steps * self.period_s

@@ -1,0 +1,113 @@
+"""robot-meta flash: bundle verification, hardware match, torque-off dry run, atomic install,
+rollback; and the refusals the issue lists."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from robot_meta.errors import UserError
+from robot_meta.hardware import Emulator, ServoNotFoundError
+from robot_meta.launch.cli import main
+from robot_meta.runtime.deploy_store import DeployStore
+from robot_meta.runtime.flash import HardwareMismatchError, flash
+from robot_meta.runtime.manifest import BundleError
+from robot_meta.runtime.signing import SignatureError, generate_key, sign_bundle
+from tests.runtime.helpers import config, robot_toml
+
+
+@pytest.fixture
+def emu() -> Any:
+    # No physics: flash only talks to the servos (IDs, models, registers, torque-off reads).
+    with Emulator("arm2", plant="none", port="pty") as e:
+        yield e
+
+
+def _copy(bundles: dict[str, Any], method: str, tmp: Path) -> Path:
+    dst = tmp / f"{method}-copy"
+    shutil.copytree(bundles[method][0], dst)
+    return dst
+
+
+def test_flash_installs_records_and_rollback_restores(bundles: dict[str, Any], emu: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = robot_toml(tmp_path, emu.port)
+    assert main(["flash", str(bundles["pearl"][0]), "--robot", str(cfg_path), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["dry_run"]["torque"] == "off" and first["dry_run"]["cycles"] == 25
+    assert set(first["hardware"]["servos"]) == {"1", "2"}
+    assert first["hardware"]["servos"]["1"]["operating_mode"] == 0  # current control
+    assert not any(emu.torque_enabled().values())  # the dry run never enabled torque
+    assert main(["flash", str(bundles["rma"][0]), "--robot", str(cfg_path), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    store = DeployStore(tmp_path / "deploy")
+    assert store.current().name == second["version"] != first["version"]
+    rec = [r for r in store.history() if r["event"] == "install"]
+    assert [r["method"] for r in rec] == ["pearl", "rma"]
+    assert rec[1]["hardware"]["joints"] == ["shoulder", "elbow"]
+    assert main(["flash", "--rollback", "--robot", str(cfg_path)]) == 0
+    assert store.current().name == first["version"]
+    assert json.loads((store.current() / "manifest.json").read_text())["method"] == "pearl"
+
+
+def test_flash_refuses_a_tampered_bundle(bundles: dict[str, Any], emu: Any, tmp_path: Path) -> None:
+    b = _copy(bundles, "pearl", tmp_path)
+    data = bytearray((b / "policy.onnx").read_bytes())
+    data[-10] ^= 0x01
+    (b / "policy.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="SHA-256 mismatch"):
+        flash(b, config(tmp_path, emu.port))
+    assert DeployStore(tmp_path / "deploy").current() is None
+
+
+def test_flash_refuses_a_bundle_for_another_robot(bundles: dict[str, Any], emu: Any, tmp_path: Path) -> None:
+    b = _copy(bundles, "ppo", tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    m["robot"] = "cartpole"
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="made for robot 'cartpole', not 'arm2'"):
+        flash(b, config(tmp_path, emu.port))
+
+
+def test_flash_refuses_when_a_motor_is_missing(bundles: dict[str, Any], emu: Any, tmp_path: Path) -> None:
+    emu.disconnect(2)  # the elbow servo is unplugged
+    with pytest.raises(ServoNotFoundError, match="elbow"):
+        flash(bundles["ppo"][0], config(tmp_path, emu.port))
+    assert DeployStore(tmp_path / "deploy").current() is None
+
+
+def test_flash_refuses_limits_that_disagree_with_the_manifest(bundles: dict[str, Any], emu: Any,
+                                                               tmp_path: Path) -> None:
+    b = _copy(bundles, "ppo", tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    m["action"]["max_current_a"] = [2.0, 1.0]  # trained with another current scale on the elbow
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(HardwareMismatchError, match="elbow"):
+        flash(b, config(tmp_path, emu.port))
+
+
+def test_flash_refuses_unsigned_and_untrusted_bundles(bundles: dict[str, Any], emu: Any,
+                                                       tmp_path: Path) -> None:
+    trusted = generate_key(tmp_path / "keys" / "trusted")
+    generate_key(tmp_path / "keys" / "other")
+    cfg = config(tmp_path, emu.port, trusted_keys=[trusted])
+    b = _copy(bundles, "ppo", tmp_path)
+    with pytest.raises(SignatureError, match="unsigned"):
+        flash(b, cfg)
+    sign_bundle(b, tmp_path / "keys" / "other")
+    with pytest.raises(SignatureError, match="not in this robot's trusted_keys"):
+        flash(b, cfg)
+    assert DeployStore(tmp_path / "deploy").current() is None
+    sign_bundle(b, tmp_path / "keys" / "trusted")
+    res = flash(b, cfg, dry_run_cycles=3)
+    assert res.signer == trusted
+
+
+def test_dry_run_refuses_out_of_range_joints(bundles: dict[str, Any], emu: Any, tmp_path: Path) -> None:
+    emu.set_state([0.0, 2.9])  # the elbow beyond its 2.5 rad limit (e.g. a wrong zero offset)
+    with pytest.raises(UserError, match="elbow.*outside its limits"):
+        flash(bundles["ppo"][0], config(tmp_path, emu.port))

@@ -1,0 +1,36 @@
+"""The whole on-robot runtime (flash, session, control loop, reset, report, latent search) and
+the task code it builds observations with import with numpy, onnxruntime and pyserial only."""
+
+import subprocess
+import sys
+import textwrap
+
+
+def test_session_flash_and_task_code_import_without_training_stack() -> None:
+    code = textwrap.dedent("""
+        import importlib.abc, sys
+        BLOCKED = ("torch", "mujoco", "pybullet", "pybullet_utils", "dm_control", "gymnasium",
+                   "onnx", "tensorboard", "matplotlib")
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"{name} is blocked on the robot computer")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import robot_meta.runtime.session, robot_meta.runtime.flash, robot_meta.runtime.rollout
+        import robot_meta.runtime.reset, robot_meta.runtime.report, robot_meta.runtime.latent_search
+        import robot_meta.launch.cmd_adapt, robot_meta.launch.cmd_flash, robot_meta.launch.cmd_run
+        import robot_meta.sim.randomize  # --oracle-params parsing
+        from robot_meta.sim.robots import get_robot
+        for robot in ("arm2", "cartpole"):
+            task = get_robot(robot).task()
+            assert task.obs_dim > 0
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        assert not bad, bad
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
