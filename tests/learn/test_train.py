@@ -8,7 +8,7 @@ import torch
 
 from robot_meta.learn.checkpoint import load_checkpoint
 from robot_meta.learn.trainer import Trainer
-from tests.learn.conftest import tiny_config
+from tests.run_fixtures import tiny_config
 
 
 def eval_return(algo, seed: int = 7, robot: str = "arm2") -> float:

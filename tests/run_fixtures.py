@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny configs and a tiny trained run (seconds, not minutes)."""
+"""Shared fixtures (tests/learn, tests/export): tiny configs and a tiny trained run (seconds, not minutes)."""
 
 from __future__ import annotations
 
