@@ -102,7 +102,8 @@ def test_wrong_model_number_is_a_clear_error(cartpole_emulator: Emulator) -> Non
 
 def test_missing_servo_in_robot_names_the_joint(arm2_emulator: Emulator) -> None:
     arm2_emulator.disconnect(2)
-    robot = Robot(open_bus(arm2_emulator.port, retries=0), load_hardware_map("arm2"),
+    # default retries: a loaded machine may delay one answer of the present servo (ID 1)
+    robot = Robot(open_bus(arm2_emulator.port), load_hardware_map("arm2"),
                   handle_signals=False)
     with pytest.raises(ServoNotFoundError, match=r"joint 'elbow'.*ID 2"):
         robot.connect()
