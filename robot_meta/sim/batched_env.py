@@ -175,6 +175,14 @@ class BatchedEnv:
         self._reset_envs(self._ar)
         return self.obs.copy()
 
+    def next_episode(self) -> np.ndarray:
+        """Start the next episode of every env from the current random streams (new params
+        unless tasks are fixed, new start states), without reseeding. Returns observations."""
+        if not self.fixed_tasks:
+            self.set_params(slice(None), self._draw_params(self.num_envs))
+        self._reset_envs(self._ar)
+        return self.obs.copy()
+
     def _reset_envs(self, idx: np.ndarray) -> None:
         n = len(idx)
         q, dq, state = self.task.initial_state(self.rng_init, n, self.init)

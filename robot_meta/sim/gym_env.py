@@ -37,15 +37,8 @@ class GymEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        obs = self.env.reset(seed=seed) if seed is not None else self._fresh_episode()
+        obs = self.env.reset(seed=seed) if seed is not None else self.env.next_episode()
         return obs[0], {"factors": self.env.factors[0].copy()}
-
-    def _fresh_episode(self) -> np.ndarray:
-        # Next episode of the same random stream: new params (unless fixed) and start state.
-        if not self.env.fixed_tasks:
-            self.env.set_params(slice(None), self.env._draw_params(1))
-        self.env._reset_envs(self.env._ar)
-        return self.env.obs.copy()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, rew, term, trunc, info = self.env.step(np.asarray(action, dtype=float)[None])
