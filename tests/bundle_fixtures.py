@@ -52,3 +52,47 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, d
         export_bundle(mods, info, root / method)
         out[method] = (root / method, mods)
     return out
+
+
+RL2_HIDDEN = 16
+
+
+@pytest.fixture(scope="session")
+def rl2_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """An arm2 RL2 bundle (a GRU policy, hidden size 16) and its torch module."""
+    import torch
+
+    from robot_meta.export.exporter import ExportInfo, export_bundle, record_sim
+    from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
+
+    rec = record_sim("arm2", "payload", "reach", steps=60, num_envs=8)
+    ac = RecurrentActorCritic(OBS, ACT, F, RL2_HIDDEN, (32, 32), actor_gain=1.0,
+                              generator=torch.Generator().manual_seed(0))
+    ac.obs_norm.update(torch.as_tensor(rec.obs.reshape(-1, OBS), dtype=torch.float32))
+    info = ExportInfo("arm2", "rl2", "reach", "payload", 0, 0, seed=0, config_text="algorithm = 'rl2'",
+                      extra={"hidden_size": RL2_HIDDEN, "episodes_per_trial": 4})
+    path = tmp_path_factory.mktemp("bundles") / "rl2"
+    export_bundle({"recurrent_policy": ac}, info, path, record=rec)
+    return path, ac
+
+
+@pytest.fixture(scope="session")
+def maml_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """An arm2 MAML bundle (untrained meta-policy with a real normalizer and its adaptation rule)
+    and the algorithm it was exported from."""
+    import torch
+
+    from robot_meta.export.exporter import ExportInfo, export_bundle, record_sim
+    from robot_meta.learn.trainer import build_algorithm
+    from tests.run_fixtures import tiny_config
+
+    cfg = tiny_config("maml", robot="arm2")
+    cfg.meta.inner_lr = 0.05
+    algo = build_algorithm(cfg)
+    rec = record_sim("arm2", "payload", "reach", steps=60, num_envs=8)
+    algo.ac.obs_norm.update(torch.as_tensor(rec.obs.reshape(-1, OBS), dtype=torch.float32))
+    info = ExportInfo("arm2", "maml", "reach", "payload", 0, 0, seed=0, config_text="algorithm = 'maml'",
+                      extra=algo.export_fields()["extra"])
+    path = tmp_path_factory.mktemp("bundles") / "maml"
+    export_bundle(algo.deployment_modules(), info, path, record=rec)
+    return path, algo

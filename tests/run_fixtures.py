@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from robot_meta.learn.config import TrainConfig, load_config
+from robot_meta.learn.config import GRADIENT_METHODS, TrainConfig, load_config
 
 
 def tiny_config(algorithm: str = "ppo", robot: str = "cartpole", **run: object) -> TrainConfig:
@@ -29,6 +29,10 @@ def tiny_config(algorithm: str = "ppo", robot: str = "cartpole", **run: object) 
     cfg.pearl.encoder_updates = 2
     cfg.eval.tasks = 4
     cfg.eval.oracle_rollouts = 2
+    cfg.meta.meta_batch, cfg.meta.inner_rollouts = 4, 2
+    if algorithm in GRADIENT_METHODS:
+        cfg.run.num_envs = 8
+        cfg.run.steps = 2 * 8 * 250 * 4  # 4 meta-iterations (pre- and post-update episodes)
     for k, v in run.items():
         setattr(cfg.run, k, v)
     return cfg

@@ -133,7 +133,42 @@ def _role_io(role: str, module: nn.Module, info: ExportInfo, rec: SimRecord,
         return RoleIO(("context", "mask"), ("z_mean", "z_var"), (t(c[:2, :5]), t(mask[:2, :5])),
                       [(c, mask), (c_small, np.ones(c_small.shape[:2]))],
                       {"context": {0: "batch", 1: "transitions"}, "mask": {0: "batch", 1: "transitions"}})
+    if role == "recurrent_policy":
+        return _recurrent_io(module, rec, rng, rand_obs)
     raise ExportError(f"no exporter for role {role!r} yet")
+
+
+def _recurrent_io(module: nn.Module, rec: SimRecord, rng: np.random.Generator,
+                  rand_obs: np.ndarray) -> RoleIO:
+    """Inputs of an RL2 step: the recorded steps with the hidden states the module itself
+    reaches over them (each env one trial, episode boundaries marked by prev_done), and random
+    inputs with h ~ U(-1, 1) (the range of a GRU state)."""
+    T, B, n_o = rec.obs.shape
+    H = getattr(module, "hidden_size", None)
+    if not isinstance(H, int):
+        raise ExportError("a recurrent_policy module needs an integer hidden_size (the size of h)")
+    prev_a = np.concatenate([np.zeros_like(rec.actions[:1]), rec.actions[:-1]])  # a_{t-1}
+    prev_r = np.concatenate([np.zeros_like(rec.rewards[:1]), rec.rewards[:-1]])[..., None]
+    prev_d = np.zeros((T, B, 1))
+    prev_d[0] = 1.0
+    prev_d[T // 2] = 1.0  # an episode boundary inside the trial
+    prev_a[T // 2] = 0.0
+    prev_r[T // 2] = 0.0
+    hs = np.zeros((T, B, H))
+    h = torch.zeros(B, H)
+    with torch.no_grad():
+        for k in range(T):
+            hs[k] = h.numpy()
+            inputs = (torch.as_tensor(x[k], dtype=torch.float32) for x in (rec.obs, prev_a, prev_r, prev_d))
+            _, h = module(*inputs, h)
+    flat = [x.reshape(T * B, -1) for x in (rec.obs, prev_a, prev_r, prev_d, hs)]
+    n, n_a = len(rand_obs), rec.actions.shape[-1]
+    rand = (rand_obs, rng.uniform(-1, 1, (n, n_a)), rng.uniform(0, 1, (n, 1)),
+            (rng.random((n, 1)) < 0.2).astype(np.float64), rng.uniform(-1, 1, (n, H)))
+    names = ("obs", "prev_action", "prev_reward", "prev_done", "h")
+    example = tuple(torch.as_tensor(np.asarray(x[:2], dtype=np.float32)) for x in flat)
+    return RoleIO(names, ("action", "h_out"), example, [tuple(flat), rand],
+                  {k: {0: "batch"} for k in names})
 
 
 def _git_rev() -> str:

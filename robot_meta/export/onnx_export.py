@@ -67,6 +67,19 @@ class _Posterior(nn.Module):
         return mean, var
 
 
+class _Recurrent(nn.Module):
+    """(obs, prev_action, prev_reward, prev_done, h) -> (action, h_out): one RL2 step."""
+
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
+                prev_done: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        action, h_out = self.m(obs, prev_action, prev_reward, prev_done, h)
+        return action, h_out
+
+
 @dataclass
 class RoleIO:
     """Example inputs of one role, used for tracing and for the parity check."""
@@ -86,6 +99,8 @@ def wrap(role: str, module: nn.Module, latent_dim: int) -> nn.Module:
         return _Posterior(module)
     if role in ("history_encoder", "privileged_encoder"):
         return _OneInput(module)
+    if role == "recurrent_policy":
+        return _Recurrent(module)
     raise ExportError(f"no ONNX wrapper for role {role!r}")
 
 

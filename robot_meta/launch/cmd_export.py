@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg, algo = load_run(args.run_dir)
     modules = algo.deployment_modules()
-    latent = int(getattr(cfg.model, "latent_dim", 0)) if cfg.run.algorithm not in ("ppo",) else 0
-    history = int(cfg.rma.history) if cfg.run.algorithm == "rma" else 0
+    fields = algo.export_fields()
     info = ExportInfo(robot=cfg.run.robot, method=cfg.run.algorithm, task=cfg.run.task or "",
-                      family=str(cfg.run.family), latent_dim=latent, history_length=history,
-                      seed=cfg.run.seed, config_text=cfg.to_toml(),
-                      run_dir=str(Path(args.run_dir).resolve()))
+                      family=str(cfg.run.family), latent_dim=int(fields["latent_dim"]),
+                      history_length=int(fields["history_length"]), seed=cfg.run.seed,
+                      config_text=cfg.to_toml(), run_dir=str(Path(args.run_dir).resolve()),
+                      extra=dict(fields["extra"]))
     manifest = export_bundle(modules, info, args.out, overwrite=args.force, seed=cfg.run.seed)
     signer = None
     if args.sign:

@@ -61,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{state.get('bundle_version')}, not the deployed {current.name}; running zero-shot "
                   "(run `robot-meta adapt` for this bundle)", file=sys.stderr)
             state = None
-    if bundle.manifest.latent_dim == 0:
-        method = "fixed"
+    if state is not None:
+        method = state["method"]
+    elif bundle.manifest.latent_dim == 0 and bundle.recurrent is None:
+        method = "fixed"  # zero-shot with a plain policy (ppo, or an unadapted gradient bundle)
     else:
-        method = state["method"] if state else resolve_method(bundle, "auto")
+        method = resolve_method(bundle, "auto")
     adapter = make_adapter(bundle, method, rollouts=5)
     mode = "prior"
     if state is not None:

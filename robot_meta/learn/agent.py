@@ -39,6 +39,10 @@ class Agent:
     def act(self, obs: np.ndarray, priv: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def seed_episode(self, seed: int) -> None:
+        """Seed the agent's own randomness (e.g. sampled actions) for the next rollout, so that
+        rollouts of different columns with the same seed share their random numbers."""
+
     def observe(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
                 mask: np.ndarray) -> None:
         """Record the transitions of rows where mask is true."""

@@ -1,7 +1,8 @@
 """The typed training configuration, loaded from a launch file (TOML) and validated on load.
 
-A launch file has the sections ``[run]``, ``[ppo]``, ``[model]``, ``[rma]``, ``[pearl]`` and
-``[eval]``; every key is optional except ``[run].robot`` and ``[run].algorithm``. Unknown
+A launch file has the sections ``[run]``, ``[ppo]``, ``[model]``, ``[rma]``, ``[pearl]``,
+``[meta]`` (MAML, FOMAML, Reptile), ``[rl2]`` and ``[eval]``; every key is optional except
+``[run].robot`` and ``[run].algorithm``. Unknown
 sections or keys, wrong types and out-of-range values are errors that name the field.
 Bundled launch files live in ``robot_meta/launch/launch_files/<robot>-<family>-<algorithm>.toml``.
 """
@@ -21,7 +22,8 @@ from robot_meta.errors import UserError
 
 LAUNCH_DIR = Path(__file__).resolve().parent.parent / "launch" / "launch_files"
 # The algorithms `robot-meta train` knows. The gradient and recurrent methods join here.
-ALGORITHMS = ("ppo", "rma", "pearl")
+ALGORITHMS = ("ppo", "rma", "pearl", "maml", "fomaml", "reptile", "rl2")
+GRADIENT_METHODS = ("maml", "fomaml", "reptile")
 
 
 class ConfigError(UserError, ValueError):
@@ -159,6 +161,43 @@ class PEARLConfig:
 
 
 @dataclass
+class MetaConfig:
+    """Gradient-based meta-RL (MAML, first-order MAML, Reptile): the inner loop adapts the
+    policy to one task by policy-gradient steps on a few rollouts of it, as on the robot."""
+
+    meta_batch: int = 32  # tasks per meta-iteration; [run].num_envs must be meta_batch * inner_rollouts
+    inner_rollouts: int = 3  # rollouts of a task the inner step learns from (the robot's few rollouts)
+    inner_steps: int = 1  # k, policy-gradient steps of the inner loop
+    inner_lr: float = 0.1  # alpha in theta' = theta - alpha grad L_in(theta)
+    meta_sgd: bool = False  # learn one inner learning rate per parameter tensor (Meta-SGD), from inner_lr
+    rate_lr: float = 0.01  # Adam step of the learned log inner rates (fixed; the policy's follows the KL)
+    reptile_step: float = 0.5  # epsilon in theta <- theta + epsilon mean_i (theta'_i - theta)
+    gamma: float = 0.99  # discount of the inner loss's returns-to-go
+
+    def validate(self, where: str) -> None:
+        for k in ("meta_batch", "inner_rollouts", "inner_steps", "inner_lr", "rate_lr"):
+            _positive(getattr(self, k), f"{where}.{k}")
+        _in_range(self.reptile_step, 0.0, 1.0, f"{where}.reptile_step")
+        _positive(self.reptile_step, f"{where}.reptile_step")
+        _in_range(self.gamma, 0.0, 1.0, f"{where}.gamma")
+
+
+@dataclass
+class RL2Config:
+    """RL2: a GRU policy that adapts through its hidden state over the episodes of one task."""
+
+    episodes_per_trial: int = 4  # K, episodes of one task that share the hidden state
+    hidden_size: int = 128  # GRU state size
+    bptt: int = 50  # steps per truncated back-propagation chunk in the recurrent PPO update
+
+    def validate(self, where: str) -> None:
+        if self.episodes_per_trial < 2:
+            raise ConfigError(f"{where}.episodes_per_trial: must be >= 2, got {self.episodes_per_trial}")
+        _positive(self.hidden_size, f"{where}.hidden_size")
+        _positive(self.bptt, f"{where}.bptt")
+
+
+@dataclass
 class EvalConfig:
     """Defaults of ``robot-meta eval``."""
 
@@ -184,6 +223,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     rma: RMAConfig = field(default_factory=RMAConfig)
     pearl: PEARLConfig = field(default_factory=PEARLConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    rl2: RL2Config = field(default_factory=RL2Config)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -284,6 +325,14 @@ def config_from_dict(data: dict[str, Any], where: str = "config",
             setattr(obj, k, _coerce(v, hints[k], f"{where}: [{sec}].{k}"))
     for sec in sections:
         getattr(cfg, sec).validate(f"{where}: [{sec}]")
+    if cfg.run.algorithm in ("fomaml", "reptile") and cfg.meta.meta_sgd:
+        raise ConfigError(f"{where}: [meta].meta_sgd: learned inner rates need the second-order outer "
+                          f"gradient; use algorithm = \"maml\" or set meta_sgd = false")
+    if cfg.run.algorithm in GRADIENT_METHODS:
+        need = cfg.meta.meta_batch * cfg.meta.inner_rollouts
+        if cfg.run.num_envs != need:
+            raise ConfigError(f"{where}: [run].num_envs: a {cfg.run.algorithm} run needs num_envs = "
+                              f"[meta].meta_batch * [meta].inner_rollouts = {need}, got {cfg.run.num_envs}")
     fam = cfg.run.family
     if (fam.endswith(".toml") or ".toml:" in fam) and base_dir is not None:
         path, sep, rest = fam.partition(".toml")

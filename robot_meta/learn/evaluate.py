@@ -57,6 +57,7 @@ def run_episode(env: Any, agent: Agent, mode: str, seed: int) -> np.ndarray:
     with ``agent`` in ``mode``; each env's transitions count until its episode ends. Returns the
     episode returns (N,)."""
     obs = env.reset(seed=seed)
+    agent.seed_episode(seed)
     agent.begin_episode(mode)
     N = obs.shape[0]
     active = np.ones(N, dtype=bool)
@@ -89,12 +90,17 @@ class SettingResult:
     adapted: dict[int, np.ndarray]
     oracle: np.ndarray
     uncertainty: dict[int, float] | None = None
+    zero_shot_paired: dict[int, np.ndarray] | None = None  # zero-shot with rollout k's seed
 
 
 def evaluate_setting(env: Any, agent: Agent, baseline: Agent | None, rollouts: Sequence[int],
                      seed: int) -> SettingResult:
     """All columns on the env's fixed tasks. Rollout j of the adaptation sequence uses the
-    state that rollouts 0..j-1 produced, so adapted[k] is the return of rollout k."""
+    state that rollouts 0..j-1 produced, so adapted[k] is the return of rollout k.
+
+    The gain adapted[k] - zero-shot is paired (common random numbers): for each k a zero-shot
+    rollout runs with rollout k's seed (same start states, sensor noise and agent noise), so the
+    difference measures the adaptation, not the luck of two different rollouts."""
     kmax = max(rollouts)
     s = lambda j: derive_seed(seed, j)  # noqa: E731 -- rollout j of every column shares start states
     robust = None
@@ -103,6 +109,10 @@ def evaluate_setting(env: Any, agent: Agent, baseline: Agent | None, rollouts: S
         robust = run_episode(env, baseline, "prior", s(0))
     agent.reset_task()
     zero = run_episode(env, agent, "prior", s(0))
+    paired = {}
+    for k in rollouts:
+        agent.reset_task()
+        paired[k] = zero if k == 0 else run_episode(env, agent, "prior", s(k))
     agent.reset_task()
     seq, unc = [], {}
     for j in range(kmax + 1):
@@ -114,7 +124,7 @@ def evaluate_setting(env: Any, agent: Agent, baseline: Agent | None, rollouts: S
     for j in range(agent.oracle_warmup):
         run_episode(env, agent, "adapt", s(100 + j))
     oracle = run_episode(env, agent, "oracle", s(0))
-    return SettingResult(robust, zero, {k: seq[k] for k in rollouts}, oracle, unc or None)
+    return SettingResult(robust, zero, {k: seq[k] for k in rollouts}, oracle, unc or None, paired)
 
 
 def summarize(r: SettingResult) -> dict[str, Any]:
@@ -127,7 +137,8 @@ def summarize(r: SettingResult) -> dict[str, Any]:
         "zero_shot": ci95(r.zero_shot),
         "adapted": {str(k): ci95(r.adapted[k]) for k in ks},
         "oracle": ci95(r.oracle),
-        "gain": {str(k): ci95(r.adapted[k] - r.zero_shot) for k in ks},
+        # paired with the zero-shot rollout of the same seed when available
+        "gain": {str(k): ci95(r.adapted[k] - (r.zero_shot_paired or {}).get(k, r.zero_shot)) for k in ks},
         "gap_closed": {}, "frac_oracle": {},
         "n_tasks": len(r.zero_shot),
     }
@@ -153,6 +164,9 @@ def evaluate_run(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
 
     run_dir = Path(run_dir)
     cfg, algo = load_run(run_dir)
+    if cfg.run.torch_threads:
+        # many small batches: extra intra-op threads only contend (as in training)
+        torch.set_num_threads(cfg.run.torch_threads)
     base_agent_src = None
     if baseline_dir is not None:
         bcfg, balgo = load_run(baseline_dir)

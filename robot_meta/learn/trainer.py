@@ -171,9 +171,10 @@ class Trainer:
                 m = algo.iterate(env, phase)
                 dt = time.perf_counter() - t0
                 self.iteration += 1
-                self.steps += int(m.pop("steps"))
+                it_steps = int(m.pop("steps"))
+                self.steps += it_steps
                 self.elapsed = time.perf_counter() - t_start
-                sps = cfg.ppo.horizon * cfg.run.num_envs / dt
+                sps = it_steps / dt
                 if "episode_return" in m:
                     self.last_return = m["episode_return"]
                 record: dict[str, Any] = {"iteration": self.iteration, "steps": self.steps,

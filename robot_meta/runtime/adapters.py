@@ -19,6 +19,10 @@ loads with :func:`make_adapter` + ``load_state``. The rules mirror the training 
   rollout start), recomputed at every control step: RMA adapts online, within a rollout.
   ``prior`` holds z = phi(zero history); ``oracle`` holds z = mu(e) of the true factors.
 * ``FixedPolicy``: a bundle without a latent (PPO, the robust baseline).
+* ``RecurrentAdapter`` (RL2, robot_meta/runtime/recurrent_adapter.py): the GRU hidden state of
+  the recurrent policy, carried across the adaptation rollouts.
+* ``GradientAdapter`` (MAML, FOMAML, Reptile; robot_meta/runtime/gradient_adapter.py): a
+  policy-gradient step on the adaptation rollouts, which writes an adapted ONNX policy.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ class Adapter:
     """Base class: a policy with a latent z and an adaptation rule."""
 
     kind = ""
+    uses_policy = True  # acts with bundle.policy (False: the subclass brings its own network)
 
     def __init__(self, bundle: Bundle):
-        if bundle.policy is None:
-            raise UserError(f"{bundle.path}: this bundle has no policy.onnx (method "
-                            f"{bundle.manifest.method!r}); the runtime cannot run it yet")
+        if self.uses_policy and bundle.policy is None:
+            hint = "; use --method rl2 (or auto)" if bundle.recurrent is not None else ""
+            raise UserError(f"{bundle.path}: this bundle has no feed-forward policy (method "
+                            f"{bundle.manifest.method!r}){hint}")
         self.bundle = bundle
         self.policy = bundle.policy
         self.latent_dim = bundle.manifest.latent_dim
@@ -59,6 +65,7 @@ class Adapter:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The normalized action for one observation (obs_dim,)."""
+        assert self.policy is not None
         return np.asarray(self.policy.act(obs, self.z if self.latent_dim else None), dtype=float)
 
     def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray) -> None:
@@ -66,6 +73,14 @@ class Adapter:
 
     def end(self, ret: float) -> None:
         """Fold the finished rollout (return ``ret``) into the adaptation state."""
+
+    def replay(self, arrays: dict[str, np.ndarray], ret: float) -> None:
+        """Fold a saved rollout (``obs``, ``action`` sent, ``reward``, ``next_obs``, ...) back in,
+        as if it had just run (``adapt --resume``); call after ``begin``."""
+        for o, a, r, o2 in zip(arrays["obs"], arrays["action"], arrays["reward"], arrays["next_obs"],
+                               strict=True):
+            self.observe(o, a, float(r), o2)
+        self.end(ret)
 
     def uncertainty(self) -> float | None:
         """The mean posterior standard deviation of z, for methods that have one."""
@@ -216,19 +231,13 @@ def oracle_latent(bundle: Bundle, factors_normalized: np.ndarray) -> np.ndarray:
                       dtype=np.float32)
 
 
-METHODS_BY_BUNDLE = {"pearl": "context", "rma": "rma", "ppo": "fixed"}
-NOT_YET = {"maml": "issue 4 (gradient meta-RL)", "fomaml": "issue 4 (gradient meta-RL)",
-           "reptile": "issue 4 (gradient meta-RL)", "rl2": "the RL2 issue"}
+METHODS_BY_BUNDLE = {"pearl": "context", "rma": "rma", "ppo": "fixed", "rl2": "rl2",
+                     "maml": "gradient", "fomaml": "gradient", "reptile": "gradient"}
 
 
 def resolve_method(bundle: Bundle, method: str) -> str:
     """The adaptation method for ``--method`` (auto picks the bundle's own)."""
     bm = bundle.manifest.method
-    if bm in NOT_YET or method in ("gradient", "rl2"):
-        what = NOT_YET.get(bm, "issue 4 (gradient meta-RL)" if method == "gradient" else "the RL2 issue")
-        raise UserError(f"--method {method} on a {bm} bundle: on-robot {method if method != 'auto' else bm} "
-                        f"adaptation is not available yet; its bundles arrive with {what}. Use a "
-                        "pearl or rma bundle (--method auto|context|rma|latent-search)")
     if method == "auto":
         method = METHODS_BY_BUNDLE.get(bm, "")
         if method == "fixed":
@@ -242,10 +251,16 @@ def resolve_method(bundle: Bundle, method: str) -> str:
                         f"{bm}. Use --method auto")
     if method == "rma" and bm != "rma":
         raise UserError(f"--method rma needs an rma bundle (history encoder); this one is {bm}")
+    if method == "gradient" and METHODS_BY_BUNDLE.get(bm) != "gradient":
+        raise UserError(f"--method gradient needs a maml, fomaml or reptile bundle (a policy-gradient "
+                        f"adaptation rule); this one is {bm}. Use --method auto")
+    if method == "rl2" and bm != "rl2":
+        raise UserError(f"--method rl2 needs an rl2 bundle (recurrent policy); this one is {bm}. "
+                        "Use --method auto")
     if method == "latent-search" and bundle.manifest.latent_dim == 0:
         raise UserError(f"--method latent-search needs a policy with a latent z; this {bm} bundle "
                         "has none")
-    if method not in ("context", "rma", "latent-search"):
+    if method not in ("context", "rma", "latent-search", "rl2", "gradient"):
         raise UserError(f"unknown --method {method!r}; use auto, context, rma, gradient, rl2 or "
                         "latent-search")
     return method
@@ -262,6 +277,14 @@ def make_adapter(bundle: Bundle, method: str, *, rollouts: int = 5, seed: int = 
         from robot_meta.runtime.latent_search import LatentSearch
 
         return LatentSearch(bundle, rollouts=rollouts, seed=seed)
+    if method == "gradient":
+        from robot_meta.runtime.gradient_adapter import GradientAdapter
+
+        return GradientAdapter(bundle, seed=seed)
+    if method == "rl2":
+        from robot_meta.runtime.recurrent_adapter import RecurrentAdapter
+
+        return RecurrentAdapter(bundle)
     if method == "fixed":
         return FixedPolicy(bundle)
     raise UserError(f"unknown adaptation method {method!r}")

@@ -105,8 +105,10 @@ class RecurrentPolicy(OnnxModel):
     def initial_state(self, batch: int = 1) -> np.ndarray:
         return np.zeros((batch, self.hidden_size), dtype=np.float32)
 
-    def step(self, obs: np.ndarray, h: np.ndarray, prev_action: np.ndarray, prev_reward: np.ndarray,
-             prev_done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, obs: np.ndarray, h: np.ndarray, prev_action: np.ndarray,
+             prev_reward: np.ndarray | float, prev_done: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """One step from raw obs (B, obs_dim) or (obs_dim,), h (B, H), the previous action
+        (B, act_dim), reward and done flag (B,) or scalars. Returns (action, h')."""
         o = np.atleast_2d(obs)
         B = o.shape[0]
         a, h2 = self.run(obs=o, h=np.atleast_2d(h), prev_action=np.atleast_2d(prev_action),

@@ -130,6 +130,7 @@ def dry_run(robot: Any, bundle: Bundle, cycles: int) -> dict[str, Any]:
     loop.start()
     hist: list[np.ndarray] = []
     a = np.zeros(len(hw.actuated))
+    h = bundle.recurrent.initial_state(1) if bundle.recurrent is not None else np.zeros((1, 0))
     for k in range(cycles):
         s = robot.read_state()
         for i, j in enumerate(hw.joints):
@@ -156,8 +157,12 @@ def dry_run(robot: Any, bundle: Bundle, cycles: int) -> dict[str, Any]:
         elif enc is not None:
             c = np.concatenate([o, a, [0.0], o])[None].astype(np.float32)
             z = enc.infer(c, np.ones(1, np.float32))[0]
-        assert bundle.policy is not None
-        a = np.asarray(bundle.policy.act(o, z if L else None), dtype=float)
+        if bundle.recurrent is not None:  # RL2: one GRU step, h carried as in a rollout
+            a_out, h = bundle.recurrent.step(o, h, a.astype(np.float32), 0.0, float(k == 0))
+            a = np.asarray(a_out, dtype=float)
+        else:
+            assert bundle.policy is not None
+            a = np.asarray(bundle.policy.act(o, z if L else None), dtype=float)
         if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
             raise UserError(f"dry run: the policy gives action {a} (must be finite, in [-1, 1]) for "
                             f"observation {o}; the bundle is broken, re-export it")

@@ -92,6 +92,7 @@ class RolloutRunner:
         dqs = np.zeros_like(qs)
         ts = np.zeros(T + 1)
         skipped = np.zeros(T, np.int32)
+        adapter.learning = learn  # e.g. gradient adaptation explores only in rollouts it learns from
         adapter.begin(mode)
         loop = ControlLoop(self.dt)
         ret = 0.0

@@ -10,7 +10,8 @@ an fsync'd journal):
     before   x E   evaluation, zero-shot (the prior z)
     after    x E   evaluation with the adapted state (it does not learn from these)
     oracle_warmup x W, oracle x E   (--oracle-params, PEARL: the posterior after W rollouts,
-                   the closest equivalent of an oracle, as in robot_meta/learn/agent.py)
+                   the closest equivalent of an oracle, as in robot_meta/learn/agent.py; RL2:
+                   likewise the hidden state after W rollouts)
     oracle   x E   (--oracle-params, RMA: z = mu(e) of the true parameters)
     robust   x E   (--baseline ROBUST_BUNDLE: the robust bundle's policy)
 
@@ -182,6 +183,9 @@ class AdaptationSession:
                     "baseline_sha256": manifest_sha(Path(spec.baseline)) if spec.baseline else None,
                     "true_params": self.true_params}
             self.store = SessionStore.create(root, meta)
+        for ad, name in ((self.adapter, "adapted_bundle"), (self.oracle_adapter, "oracle_bundle")):
+            if ad is not None and hasattr(ad, "out_dir"):  # gradient adaptation writes a bundle here
+                ad.out_dir = self.store.root / name
         self.robot_factory = robot_factory
         self.status = status or (lambda msg: None)
         self.plan = self.make_plan()
@@ -199,6 +203,11 @@ class AdaptationSession:
             self.oracle_adapter.oracle_z = z
         elif self.bundle.encoder is not None and self.bundle.encoder.role == "posterior_encoder":
             self.oracle_adapter = PosteriorAdapter(self.bundle)
+        elif self.bundle.recurrent is not None:
+            self.oracle_adapter = make_adapter(self.bundle, "rl2")  # h after the warm-up rollouts
+        elif self.method == "gradient":
+            # theta' after the warm-up rollouts (there is no privileged encoder)
+            self.oracle_adapter = make_adapter(self.bundle, "gradient", seed=self.spec.seed + 1)
         else:
             raise UserError(f"--oracle-params: the {self.bundle.manifest.method} bundle has neither a "
                             "privileged encoder nor a posterior; there is no oracle for it")
@@ -220,7 +229,7 @@ class AdaptationSession:
         for j in range(s.eval_rollouts):
             add("after", "adapt", [seed, 10_000 + j])
         if self.oracle_adapter is not None:
-            if isinstance(self.oracle_adapter, PosteriorAdapter) and self.oracle_adapter.oracle_z is None:
+            if self.oracle_adapter.oracle_z is None:  # PEARL, RL2: the state after W warm-up rollouts
                 for w in range(s.oracle_warmup):
                     add("oracle_warmup", "adapt", [seed, 20_000 + w], True)
                 for j in range(s.eval_rollouts):
@@ -252,19 +261,19 @@ class AdaptationSession:
             return
         arrays = self.store.load_rollout(entry)
         ad = self.adapter_for(p)
+        ad.learning = True
         ad.begin(p.mode)
         if ad.latent_dim and len(arrays["z"]) and hasattr(ad, "_candidate") and \
                 not np.allclose(arrays["z"][0], ad.z, atol=1e-5):
             raise SessionError(f"{self.store.root}: rollout {p.index} was run with another latent "
                                "than this session's search replays; the session files are not "
                                "consistent with session.json")
-        for o, a, r, o2 in zip(arrays["obs"], arrays["action"], arrays["reward"], arrays["next_obs"],
-                               strict=True):
-            ad.observe(o, a, float(r), o2)
-        ad.end(float(entry["return"]))
+        ad.replay(arrays, float(entry["return"]))
 
     def save_adapted(self) -> None:
         """The adaptation state, in the session and in the deploy dir for ``run``."""
+        if hasattr(self.adapter, "publish"):  # an adapted bundle (gradient methods): run loads it
+            self.adapter.publish(self.deploy.adapted_dir / "adapted_bundle")
         state = {"method": self.method, "state": self.adapter.state(),
                  "bundle_version": self.bundle_dir.name,
                  "manifest_sha256": manifest_sha(self.bundle_dir),

@@ -87,9 +87,9 @@ def test_method_resolution_names_what_is_missing(bundles: dict[str, Any]) -> Non
     assert resolve_method(rma, "latent-search") == "latent-search"
     with pytest.raises(UserError, match="robust --baseline"):
         resolve_method(ppo, "auto")
-    with pytest.raises(UserError, match="issue 4"):
+    with pytest.raises(UserError, match="needs a maml, fomaml or reptile bundle"):
         resolve_method(pearl, "gradient")
-    with pytest.raises(UserError, match="RL2"):
+    with pytest.raises(UserError, match="needs an rl2 bundle"):
         resolve_method(pearl, "rl2")
     with pytest.raises(UserError, match="needs a pearl bundle"):
         resolve_method(rma, "context")

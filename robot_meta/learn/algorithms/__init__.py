@@ -10,6 +10,10 @@ _CLASSES = {
     "ppo": ("robot_meta.learn.algorithms.ppo", "PPO"),
     "rma": ("robot_meta.learn.algorithms.rma", "RMA"),
     "pearl": ("robot_meta.learn.algorithms.pearl", "PEARL"),
+    "maml": ("robot_meta.learn.algorithms.maml", "MAML"),
+    "fomaml": ("robot_meta.learn.algorithms.maml", "FOMAML"),
+    "reptile": ("robot_meta.learn.algorithms.reptile", "Reptile"),
+    "rl2": ("robot_meta.learn.algorithms.rl2", "RL2"),
 }
 
 

@@ -65,6 +65,11 @@ class Algorithm:
         """The deployment-time policy with its adaptation rule, for ``num_envs`` parallel tasks."""
         raise NotImplementedError
 
+    def export_fields(self) -> dict[str, Any]:
+        """What a bundle's manifest says about these networks: ``latent_dim``, ``history_length``
+        and ``extra`` (method-specific data the robot needs, e.g. an adaptation rule)."""
+        return {"latent_dim": 0, "history_length": 0, "extra": {}}
+
     def deployment_modules(self) -> dict[str, torch.nn.Module]:
         """The modules a bundle exports (each owns an ONNX-friendly ``forward`` on raw inputs)."""
         raise NotImplementedError

@@ -10,9 +10,42 @@ import torch
 
 from robot_meta.learn.agent import Agent
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
-from robot_meta.learn.config import TrainConfig
+from robot_meta.learn.config import PPOConfig, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import RolloutBuffer
+
+
+def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                      clip: float) -> tuple[torch.Tensor, float, float]:
+    """The PPO policy loss of a minibatch, with the KL and the clipped fraction.
+
+    ratio = pi(a|s) / pi_old(a|s);  L_clip = -E[min(ratio A, clip(ratio, 1-eps, 1+eps) A)],
+    A normalized over the minibatch; KL(old || new) estimated as E[(ratio - 1) - log ratio]
+    (Schulman's k3). Returns (L_clip, KL, fraction of clipped ratios).
+    """
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    log_ratio = logp - old_logp
+    ratio = log_ratio.exp()
+    pg = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
+    with torch.no_grad():
+        kl = float(((ratio - 1) - log_ratio).mean())
+        clip_frac = float(((ratio - 1).abs() > clip).float().mean())
+    return pg, kl, clip_frac
+
+
+def adapt_lr(optimizer: torch.optim.Optimizer, lr: float, kl: float, cfg: PPOConfig) -> float:
+    """The KL-adaptive schedule: lr /= 1.5 when KL > 2 KL*, lr *= 1.5 when KL < KL*/2, within
+    [min_lr, max_lr]; applied to ``optimizer`` (except parameter groups marked ``fixed_lr``) and
+    returned (unchanged for a fixed schedule)."""
+    if cfg.lr_schedule == "adaptive":
+        if kl > 2.0 * cfg.desired_kl:
+            lr = max(cfg.min_lr, lr / 1.5)
+        elif kl < cfg.desired_kl / 2.0:
+            lr = min(cfg.max_lr, lr * 1.5)
+        for g in optimizer.param_groups:
+            if not g.get("fixed_lr"):
+                g["lr"] = lr
+    return lr
 
 
 class PPO(Algorithm):
@@ -151,28 +184,14 @@ class PPO(Algorithm):
                 logp = dist.log_prob(batch["actions"]).sum(-1)
                 entropy = dist.entropy().sum(-1).mean()
                 value = self.ac.value(batch["obs"], batch["priv"])
-                adv = batch["advantages"]
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                log_ratio = logp - batch["logp"]
-                ratio = log_ratio.exp()
-                pg = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv).mean()
+                pg, kl, clip_frac = clipped_surrogate(logp, batch["logp"], batch["advantages"], cfg.clip)
                 v_loss = (batch["returns"] - value).pow(2).mean()
                 loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy + self.extra_loss(batch)
-                with torch.no_grad():
-                    # KL(old || new) estimator: E[(ratio - 1) - log ratio] (Schulman's k3)
-                    kl = float(((ratio - 1) - log_ratio).mean())
-                    clip_frac = float(((ratio - 1).abs() > cfg.clip).float().mean())
                 self.optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                if cfg.lr_schedule == "adaptive":
-                    if kl > 2.0 * cfg.desired_kl:
-                        self.lr = max(cfg.min_lr, self.lr / 1.5)
-                    elif kl < cfg.desired_kl / 2.0:
-                        self.lr = min(cfg.max_lr, self.lr * 1.5)
-                    for g in self.optimizer.param_groups:
-                        g["lr"] = self.lr
+                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
                 for k, v in (("loss/policy", float(pg.detach())), ("loss/value", float(v_loss.detach())),
                              ("loss/entropy", float(entropy.detach())), ("kl", kl), ("clip_frac", clip_frac)):
                     stats[k] += v
@@ -223,6 +242,9 @@ class PPO(Algorithm):
 
     def deployment_modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.ac}
+
+    def export_fields(self) -> dict[str, Any]:
+        return {"latent_dim": self.latent_dim, "history_length": 0, "extra": {}}
 
 
 class PolicyAgent(Agent):

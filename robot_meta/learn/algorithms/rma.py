@@ -132,6 +132,9 @@ class RMA(PPO):
     def deployment_modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.ac, "encoder": self.phi, "privileged_encoder": self.mu}
 
+    def export_fields(self) -> dict[str, Any]:
+        return {"latent_dim": self.latent_dim, "history_length": self.cfg.rma.history, "extra": {}}
+
 
 class RMAAgent(Agent):
     """phi online at every step (adapt), phi on an empty history held fixed (prior), mu(e) (oracle).

@@ -1,0 +1,470 @@
+"""MAML and first-order MAML for meta-RL, with a PPO-style clipped outer update (as in ProMP)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_meta.learn.adaptation import (
+    GradientAdaptation,
+    Params,
+    Rollouts,
+    adapt_tasks,
+    batched_action_mean,
+    log_prob,
+    policy_params,
+    stack_params,
+)
+from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
+from robot_meta.learn.algorithms.ppo import adapt_lr, clipped_surrogate
+from robot_meta.learn.config import ConfigError, TrainConfig
+from robot_meta.learn.models.actor_critic import ActorCritic
+from robot_meta.learn.storage.rollout_buffer import compute_gae
+from robot_meta.sim.randomize import sample_params
+
+
+def _lr_key(name: str) -> str:
+    return name.replace(".", "__")  # ParameterDict keys may not contain dots
+
+
+class MAML(Algorithm):
+    """Model-agnostic meta-learning (Finn et al. 2017) on a Gaussian policy.
+
+    One meta-iteration over a meta-batch of M tasks, each simulated by R envs:
+      1. pre-update: one rollout per env with theta (R rollouts per task, sampled actions);
+      2. inner loop: theta'_i = adapt(theta, rollouts of task i), k policy-gradient steps
+         (:mod:`robot_meta.learn.adaptation`, the rule the robot runs);
+      3. post-update: one rollout per env with theta'_i;
+      4. outer update: PPO epochs on the post-update data, differentiating through the inner
+         step. With r = pi_{theta'_i(theta)}(a | o) / pi_{theta'_i,old}(a | o),
+             L_out(theta) = -mean min(r A, clip(r, 1 - eps, 1 + eps) A) + c_v (R - V)^2 - c_H H,
+         A from GAE with a privileged critic V(o, e) fitted to post-update returns.
+         dL_out/dtheta = (I - alpha d^2 L_in/dtheta^2) grad L_out(theta'): ``torch.autograd.grad``
+         with ``create_graph=True`` inside the inner step keeps the Hessian term; first-order
+         MAML (:class:`FOMAML`) drops it (theta' = theta + stop_grad(theta'_i - theta)).
+    The learning rate follows the outer KL as in PPO. With ``meta_sgd``, alpha is one learned
+    rate per parameter tensor, trained by the outer loss.
+    """
+
+    name = "maml"
+    phases = ("meta",)
+    first_order = False
+
+    def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
+        super().__init__(cfg, spec, device)
+        gen = torch.Generator().manual_seed(cfg.run.seed)
+        self.ac = ActorCritic(
+            spec.obs_dim,
+            spec.act_dim,
+            0,
+            spec.priv_dim,
+            cfg.model.hidden,
+            init_std=cfg.ppo.init_std,
+            actor_gain=cfg.ppo.actor_init_gain,
+            generator=gen,
+        ).to(device)
+        self.log_lr = torch.nn.ParameterDict()
+        if cfg.meta.meta_sgd:
+            for k in policy_params(self.ac):
+                self.log_lr[_lr_key(k)] = torch.nn.Parameter(torch.tensor(math.log(cfg.meta.inner_lr)))
+        self.lr = cfg.ppo.lr
+        groups: list[dict[str, Any]] = [{"params": list(self.ac.parameters()), "lr": self.lr}]
+        if cfg.meta.meta_sgd:
+            groups.append(
+                {"params": list(self.log_lr.parameters()), "lr": cfg.meta.rate_lr, "fixed_lr": True}
+            )
+        self.optimizer = torch.optim.Adam(groups)
+        self.M, self.R = cfg.meta.meta_batch, cfg.meta.inner_rollouts
+        if cfg.run.num_envs != self.M * self.R:
+            raise ConfigError(
+                f"[run].num_envs = {cfg.run.num_envs}: a {self.name} run needs [meta].meta_batch "
+                f"* [meta].inner_rollouts = {self.M * self.R} envs"
+            )
+        self.rng: np.random.Generator | None = None
+        self.gen: torch.Generator | None = None
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.ac.parameters()) + list(self.log_lr.parameters())
+
+    def env_kwargs(self) -> dict[str, Any]:
+        return {"fixed_tasks": True}  # the algorithm assigns tasks to envs
+
+    # ---- the adaptation rule -------------------------------------------------------------------
+    def inner_rates(self) -> float | dict[str, torch.Tensor]:
+        """alpha: the configured scalar, or the learned per-tensor rates (Meta-SGD)."""
+        if not self.cfg.meta.meta_sgd:
+            return float(self.cfg.meta.inner_lr)
+        return {k: self.log_lr[_lr_key(k)].exp() for k in policy_params(self.ac)}
+
+    def rule(self) -> GradientAdaptation:
+        """The adaptation rule with the current rates (what a bundle records for the robot)."""
+        m = self.cfg.meta
+        return GradientAdaptation(
+            self.ac, self.inner_rates(), steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip
+        )
+
+    def adapt_task(
+        self, rule: GradientAdaptation, theta: Params, ro: Rollouts, differentiable: bool
+    ) -> Params:
+        """theta'_i for the outer loss: second order (MAML), first order (FOMAML), or a constant."""
+        if not differentiable:
+            return rule.adapt(theta, ro)
+        if self.first_order:
+            # theta' = theta + stop_grad(theta'_i - theta): d theta'/d theta = I
+            adapted = rule.adapt(theta, ro)
+            return {k: theta[k] + (adapted[k] - theta[k].detach()) for k in theta}
+        return rule.adapt(theta, ro, create_graph=True)
+
+    # ---- segment -------------------------------------------------------------------------------
+    def start_segment(
+        self, env: Any, obs: np.ndarray, rng: np.random.Generator, gen: torch.Generator
+    ) -> None:
+        self.rng, self.gen = rng, gen
+        self.ranges = env.ranges
+
+    def tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+    def new_tasks(self, env: Any) -> None:
+        """Draw M tasks from the training family; task i runs on envs i*R .. i*R + R - 1."""
+        assert self.rng is not None
+        P = sample_params(env.robot, self.ranges, self.rng, self.M)
+        env.set_params(slice(None), np.repeat(P, self.R, axis=0))
+
+    @torch.no_grad()
+    def collect(self, env: Any, stacked: Params) -> dict[str, torch.Tensor]:
+        """One synchronized episode of every env, acting with task i's params stacked[.][i]
+        (sampled actions). Returns (B, T, ...) tensors; ``mask`` is 1 until each env's episode
+        ends, ``last`` marks that step, ``term`` whether it ended by termination."""
+        assert self.gen is not None
+        M, R, T = self.M, self.R, env.episode_steps
+        B = M * R
+        obs = env.next_episode()
+        keys = ("obs", "actions", "logp", "rewards", "mask", "last", "term", "final_obs")
+        out: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+        active = np.ones(B, dtype=bool)
+        std = stacked["log_std"].exp().repeat_interleave(R, 0)  # (B, act)
+        priv = self.tensor(env.factors)
+        for _ in range(T):
+            o = self.tensor(obs)
+            mean = batched_action_mean(self.ac, stacked, o.view(M, R, -1)).reshape(B, -1)
+            a = mean + std * torch.randn(mean.shape, generator=self.gen)
+            # log N(a; mean, std^2), summed over action dims
+            logp = (-0.5 * ((a - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+            next_obs, rew, term, _trunc, info = env.step(a.numpy().astype(np.float64))
+            done = info["done"]
+            final = next_obs.copy()
+            if done.any():
+                final[done] = info["final_obs"][done]
+            out["obs"].append(o)
+            out["actions"].append(a)
+            out["logp"].append(logp)
+            out["rewards"].append(self.tensor(rew))
+            out["mask"].append(self.tensor(active.astype(np.float32)))
+            out["last"].append(self.tensor((active & done).astype(np.float32)))
+            out["term"].append(self.tensor((active & term).astype(np.float32)))
+            out["final_obs"].append(self.tensor(final))
+            active &= ~done
+            obs = next_obs
+            if not active.any():
+                break
+        data = {k: torch.stack(v, 1) for k, v in out.items()}
+        data["priv"] = priv
+        data["return"] = (data["rewards"] * data["mask"]).sum(1)
+        return data
+
+    def task_rollouts(self, data: dict[str, torch.Tensor], i: int) -> Rollouts:
+        """The R rollouts of task i in collected data."""
+        s = slice(i * self.R, (i + 1) * self.R)
+        return Rollouts(
+            data["obs"][s], data["actions"][s], data["rewards"][s], data["mask"][s], data["logp"][s]
+        )
+
+    def theta(self) -> Params:
+        return policy_params(self.ac)
+
+    def pre_update(self, env: Any) -> tuple[dict[str, torch.Tensor], list[Params]]:
+        """New tasks, the pre-update rollouts with theta, and each task's adapted params."""
+        self.new_tasks(env)
+        theta = {k: v.detach() for k, v in self.theta().items()}
+        pre = self.collect(env, stack_params([theta] * self.M))
+        rule = self.rule()
+        adapted = [self.adapt_task(rule, theta, self.task_rollouts(pre, i), False) for i in range(self.M)]
+        return pre, adapted
+
+    # ---- outer update --------------------------------------------------------------------------
+    @torch.no_grad()
+    def outer_targets(self, post: dict[str, torch.Tensor]) -> None:
+        """GAE advantages and returns of the post-update rollouts, with rewards scaled by
+        (1 - gamma) as in PPO and the time-limit tail bootstrapped: r_T += gamma V(s_final)."""
+        cfg = self.cfg.ppo
+        B, T, _ = post["obs"].shape
+        obs, priv = post["obs"].reshape(B * T, -1), post["priv"].repeat_interleave(T, 0)
+        values = self.ac.value(obs, priv).view(B, T)
+        r = post["rewards"] * (1.0 - cfg.gamma)
+        trunc_last = post["last"] * (1.0 - post["term"])
+        v_final = self.ac.value(post["final_obs"].reshape(B * T, -1), priv).view(B, T)
+        r = r + cfg.gamma * v_final * trunc_last
+        # Rows that never ended within the collected steps are cut off: bootstrap their tail.
+        open_rows = post["mask"][:, -1] * (1.0 - post["last"][:, -1])
+        r[:, -1] += cfg.gamma * v_final[:, -1] * open_rows
+        dones = (
+            post["last"]
+            + open_rows[:, None] * torch.nn.functional.one_hot(torch.tensor(T - 1), T).to(r.dtype)[None, :]
+        )
+        adv, ret = compute_gae(r.T, values.T, dones.T, torch.zeros(B), cfg.gamma, cfg.lam)
+        post["values"], post["advantages"], post["returns"] = values, adv.T, ret.T
+
+    def outer_update(self, pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor]) -> dict[str, float]:
+        """PPO epochs over task minibatches, differentiating through each task's inner step."""
+        cfg = self.cfg.ppo
+        assert self.rng is not None
+        self.outer_targets(post)
+        R, T = self.R, post["obs"].shape[1]
+        stats = {"loss/policy": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        n, stop = 0, False
+        for _ in range(cfg.epochs):
+            for tasks in np.array_split(self.rng.permutation(self.M), min(cfg.minibatches, self.M)):
+                rows = torch.as_tensor(np.concatenate([np.arange(i * R, (i + 1) * R) for i in tasks]))
+                logp = self.post_logp(tasks, pre, post, True)
+                valid = post["mask"][rows].bool()
+                old_logp, adv = post["logp"][rows][valid], post["advantages"][rows][valid]
+                pg, kl, clip_frac = clipped_surrogate(logp[valid], old_logp, adv, cfg.clip)
+                obs = post["obs"][rows].reshape(-1, post["obs"].shape[-1])
+                value = self.ac.value(obs, post["priv"][rows].repeat_interleave(T, 0)).view(len(rows), T)
+                v_loss = (post["returns"][rows] - value)[valid].pow(2).mean()
+                # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e), of the pre-update policy
+                entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
+                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
+                backup = self.snapshot()
+                self.optimizer.step()
+                if cfg.max_kl > 0:
+                    # Trust region: the step changes theta'_i(theta) through the inner loop, where a
+                    # small step of theta can move the adapted policy far. Measure the KL it caused
+                    # and undo it if it leaves the region.
+                    # (the inner step needs autograd; its result is detached)
+                    new_logp = self.post_logp(tasks, pre, post, False).detach()
+                    _, kl_new, _ = clipped_surrogate(new_logp[valid], old_logp, adv, cfg.clip)
+                    if kl_new > cfg.max_kl:
+                        self.restore(backup)
+                        self.lr = adapt_lr(self.optimizer, self.lr, kl_new, cfg)
+                        stats["rejected_steps"] = stats.get("rejected_steps", 0.0) + 1.0
+                        stop = True
+                        break
+                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
+                for k, v in (
+                    ("loss/policy", float(pg.detach())),
+                    ("loss/value", float(v_loss.detach())),
+                    ("loss/entropy", float(entropy.detach())),
+                    ("kl", kl),
+                    ("clip_frac", clip_frac),
+                ):
+                    stats[k] += v
+                n += 1
+                if cfg.max_kl > 0 and kl > cfg.max_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        rejected = stats.pop("rejected_steps", 0.0)
+        out = {k: v / max(n, 1) for k, v in stats.items()}
+        out["rejected_steps"] = rejected
+        m = post["mask"].bool()
+        ret, val = post["returns"][m], post["values"][m]
+        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+        out["minibatch_updates"] = float(n)
+        return out
+
+    def post_logp(
+        self,
+        tasks: np.ndarray,
+        pre: dict[str, torch.Tensor],
+        post: dict[str, torch.Tensor],
+        differentiable: bool,
+    ) -> torch.Tensor:
+        """log pi_{theta'_i(theta)}(a | o) on the post-update rollouts of ``tasks``, (len*R, T)."""
+        rule, theta, R = self.rule(), self.theta(), self.R
+        logps = []
+        for i in tasks:
+            th_i = self.adapt_task(rule, theta, self.task_rollouts(pre, int(i)), differentiable)
+            s = slice(int(i) * R, (int(i) + 1) * R)
+            logps.append(log_prob(self.ac, th_i, post["obs"][s], post["actions"][s]))
+        return torch.cat(logps)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of the trainable parameters and the optimizer state (to undo a step)."""
+        import copy
+
+        return {
+            "params": [p.detach().clone() for p in self.trainable_parameters()],
+            "opt": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for p, v in zip(self.trainable_parameters(), snap["params"], strict=True):
+                p.copy_(v)
+        self.optimizer.load_state_dict(snap["opt"])
+
+    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+        pre, adapted = self.pre_update(env)
+        post = self.collect(env, stack_params(adapted))
+        m = self.outer_update(pre, post)
+        self.ac.obs_norm.update(pre["obs"][pre["mask"].bool()])
+        return self.finish_metrics(m, pre, post)
+
+    def finish_metrics(
+        self, m: dict[str, float], pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor] | None
+    ) -> dict[str, float]:
+        m["return/pre_update"] = float(pre["return"].mean())
+        m["steps"] = float(pre["mask"].numel())
+        if post is not None:
+            m["return/post_update"] = float(post["return"].mean())
+            m["return/adaptation_gain"] = m["return/post_update"] - m["return/pre_update"]
+            m["steps"] += float(post["mask"].numel())
+        m["episode_return"] = m.get("return/post_update", m["return/pre_update"])
+        m["lr"] = self.lr
+        m["action_std"] = float(self.ac.log_std.detach().exp().mean())
+        if self.cfg.meta.meta_sgd:
+            m["inner_lr_mean"] = float(torch.stack([v.detach().exp() for v in self.log_lr.values()]).mean())
+        return m
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "ac": self.ac.state_dict(),
+            "log_lr": self.log_lr.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr": self.lr,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ac.load_state_dict(state["ac"])
+        self.log_lr.load_state_dict(state["log_lr"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr = float(state["lr"])
+
+    # ---- deployment ----------------------------------------------------------------------------
+    def adaptation_spec(self) -> dict[str, Any]:
+        """The adaptation rule as plain data, for the bundle manifest (the robot re-runs it)."""
+        rates = self.inner_rates()
+        lr: float | dict[str, float] = (
+            rates if isinstance(rates, float) else {k: float(v.detach()) for k, v in rates.items()}
+        )
+        m = self.cfg.meta
+        return {
+            "rule": "policy_gradient",
+            "inner_lr": lr,
+            "inner_steps": m.inner_steps,
+            "gamma": m.gamma,
+            "clip": self.cfg.ppo.clip,
+            "inner_rollouts": m.inner_rollouts,
+            "log_std": self.ac.log_std.detach().tolist(),
+            # the frozen observation normalizer, so the robot can rebuild pi_theta in torch
+            "obs_mean": [float(x) for x in torch.as_tensor(self.ac.obs_norm.mean)],
+            "obs_var": [float(x) for x in torch.as_tensor(self.ac.obs_norm.var)],
+            "obs_eps": self.ac.obs_norm.eps,
+            "obs_clip": self.ac.obs_norm.clip,
+        }
+
+    def agent(self, num_envs: int) -> Agent:
+        rates = self.inner_rates()
+        if not isinstance(rates, float):
+            rates = {k: v.detach() for k, v in rates.items()}
+        m = self.cfg.meta
+        rule = GradientAdaptation(self.ac, rates, steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip)
+        agent = GradientAgent(self.ac, rule, num_envs, self.device, seed=self.cfg.run.seed)
+        agent.oracle_warmup = self.cfg.eval.oracle_rollouts
+        return agent
+
+    def deployment_modules(self) -> dict[str, torch.nn.Module]:
+        return {"policy": self.ac}
+
+    def export_fields(self) -> dict[str, Any]:
+        return {"latent_dim": 0, "history_length": 0, "extra": {"adaptation": self.adaptation_spec()}}
+
+
+class FOMAML(MAML):
+    """First-order MAML: the outer gradient is grad L_out evaluated at theta'_i, without the
+    second-order term through the inner step."""
+
+    name = "fomaml"
+    first_order = True
+
+
+class GradientAgent(Agent):
+    """Deployment-time agent of the gradient methods, over N parallel tasks.
+
+    Every rollout samples actions a ~ pi_theta_n(. | o) (the policy gradient needs exploration;
+    the reported returns are those of the stochastic policy, as in MAML). ``prior`` acts with the
+    meta-parameters theta; ``adapt`` with theta'_n = adapt(theta, every rollout of task n since
+    ``reset_task``), recomputed at the start of each rollout; ``oracle`` is ``adapt`` after the
+    evaluator's warm-up rollouts (there is no privileged encoder).
+    """
+
+    def __init__(
+        self, ac: ActorCritic, rule: GradientAdaptation, n: int, device: torch.device, seed: int = 0
+    ):
+        self.ac, self.rule, self.n, self.device = ac, rule, n, device
+        self.gen = torch.Generator().manual_seed(seed + 7919)
+        self.theta = {k: v.detach() for k, v in policy_params(ac).items()}
+        self.reset_task()
+
+    def reset_task(self) -> None:
+        self.episodes: list[dict[str, torch.Tensor]] = []  # completed rollouts, each (N, T, ...)
+        self.params = stack_params([self.theta] * self.n)
+        self.mode = "prior"
+
+    def seed_episode(self, seed: int) -> None:
+        self.gen.manual_seed(seed)
+
+    def begin_episode(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "prior" or not self.episodes:
+            self.params = stack_params([self.theta] * self.n)
+        else:
+            self.params = adapt_tasks(self.rule, stack_params([self.theta] * self.n), self.rollouts())
+        self.cur: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("obs", "actions", "logp", "rewards", "mask")
+        }
+
+    def rollouts(self) -> Rollouts:
+        """Every recorded rollout of every task, padded to a common length: (N, E, T, ...)."""
+        T = max(e["obs"].shape[1] for e in self.episodes)
+
+        def pad(x: torch.Tensor) -> torch.Tensor:  # (N, t, ...) -> (N, T, ...)
+            return torch.nn.functional.pad(x, [0, 0] * (x.dim() - 2) + [0, T - x.shape[1]])
+
+        cat = {k: torch.stack([pad(e[k]) for e in self.episodes], 1) for k in self.episodes[0]}
+        return Rollouts(cat["obs"], cat["actions"], cat["rewards"], cat["mask"], cat["logp"])
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, priv: np.ndarray) -> np.ndarray:
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        mean = batched_action_mean(self.ac, self.params, o[:, None])[:, 0]
+        std = self.params["log_std"].exp()
+        a = mean + std * torch.randn(mean.shape, generator=self.gen)
+        self._obs, self._a = o, a
+        self._logp = (-0.5 * ((a - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return a.numpy().astype(np.float64)
+
+    def observe(
+        self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, mask: np.ndarray
+    ) -> None:
+        self.cur["obs"].append(self._obs)
+        self.cur["actions"].append(self._a)  # the sampled action, before the env clips it
+        self.cur["logp"].append(self._logp)
+        self.cur["rewards"].append(torch.as_tensor(reward, dtype=torch.float32))
+        self.cur["mask"].append(torch.as_tensor(mask, dtype=torch.float32))
+
+    def end_episode(self) -> None:
+        if self.mode == "prior" or not self.cur["obs"]:
+            return
+        self.episodes.append({k: torch.stack(v, 1) for k, v in self.cur.items()})  # (N, T, ...)

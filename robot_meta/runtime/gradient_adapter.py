@@ -1,0 +1,362 @@
+"""On-robot gradient adaptation for MAML, first-order MAML and Reptile bundles.
+
+The bundle's policy is the meta-parameters theta; ``manifest.extra["adaptation"]`` is the rule
+meta-training used (:mod:`robot_meta.learn.adaptation`): k policy-gradient steps with rate
+alpha on the task's rollouts, advantages from a linear feature baseline (rewards only, no
+critic). A session:
+
+* runs each adaptation rollout with the current params, *sampling* a ~ N(mu(o), sigma^2) with
+  the bundle's sigma (the policy gradient needs exploration; the safety layer still clamps what
+  reaches the motors);
+* after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch, and
+  writes an *adapted bundle*: the same ONNX graph with the actor's weights replaced, a manifest
+  with the new hash and the adaptation's provenance; evaluation rollouts and ``robot-meta run``
+  act deterministically with it through onnxruntime.
+
+Adapting needs torch and onnx on the host that runs the session (``pip install
+'robot-meta[train]'``); running the adapted bundle does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_meta.errors import UserError
+from robot_meta.runtime.adapters import Adapter
+from robot_meta.runtime.bundle import Bundle, Policy, load_bundle
+from robot_meta.runtime.manifest import MANIFEST, sha256_file
+
+ACTOR_PREFIX = "m.actor."  # initializer names of the actor's weights in an exported policy
+# (the robot rebuilds pi_theta from them and checks the result against onnxruntime)
+
+
+def _need_torch() -> Any:
+    try:
+        import onnx  # noqa: F401
+        import torch
+    except ImportError as e:
+        raise UserError(
+            "gradient adaptation (MAML/FOMAML/Reptile bundles) runs the policy-gradient "
+            "step in torch and rewrites the ONNX policy: install them on the host that "
+            "runs the session (pip install 'robot-meta[train]'), or adapt on a "
+            f"workstation connected to the robot ({e.name} is missing)"
+        ) from e
+    return torch
+
+
+def policy_graph(ac: Any, template: Any) -> Any:
+    """The ONNX graph of clip(mu(norm(o)), -1, 1) for an MLP actor, with the template's IO names,
+    opset, IR version and metadata: obs -> Sub(mean) -> Div(sqrt(var + eps)) -> Clip(+-c) ->
+    [Gemm -> Elu]* -> Gemm -> Clip(+-1). Building it directly takes milliseconds (a dynamo
+    export takes seconds) and needs no exporter on the robot host."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, x: Any) -> Any:
+        return numpy_helper.from_array(np.asarray(x, dtype=np.float32), name)
+
+    norm = ac.obs_norm
+    inits = [
+        const("obs_mean", norm.mean.detach().numpy()),
+        const("obs_std", np.sqrt(norm.var.detach().numpy() + norm.eps)),
+        const("obs_lo", -norm.clip),
+        const("obs_hi", norm.clip),
+        const("act_lo", -1.0),
+        const("act_hi", 1.0),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["obs", "obs_mean"], ["centered"]),
+        helper.make_node("Div", ["centered", "obs_std"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "obs_lo", "obs_hi"], ["h0"]),
+    ]
+    linears = [m for m in ac.actor if isinstance(m, __import__("torch").nn.Linear)]
+    x = "h0"
+    for i, lin in enumerate(linears):
+        w, b = f"{ACTOR_PREFIX}{2 * i}.weight", f"{ACTOR_PREFIX}{2 * i}.bias"
+        inits += [const(w, lin.weight.detach().numpy()), const(b, lin.bias.detach().numpy())]
+        nodes.append(helper.make_node("Gemm", [x, w, b], [f"lin{i}"], transB=1))
+        x = f"lin{i}"
+        if i < len(linears) - 1:
+            nodes.append(helper.make_node("Elu", [x], [f"h{i + 1}"], alpha=1.0))
+            x = f"h{i + 1}"
+    nodes.append(helper.make_node("Clip", [x, "act_lo", "act_hi"], ["action"]))
+    n_o, n_a = linears[0].weight.shape[1], linears[-1].weight.shape[0]
+    graph = helper.make_graph(
+        nodes,
+        "policy",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", n_o])],
+        [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", n_a])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=list(template.opset_import))
+    model.ir_version = template.ir_version
+    for p in template.metadata_props:
+        model.metadata_props.add(key=p.key, value=p.value)
+    onnx.checker.check_model(model)
+    return model
+
+
+class GradientAdapter(Adapter):
+    """theta' = adapt(theta, rollouts) after every adaptation rollout (see the module doc)."""
+
+    kind = "gradient"
+
+    def __init__(self, bundle: Bundle, seed: int = 0):
+        super().__init__(bundle)
+        spec = bundle.manifest.extra.get("adaptation")
+        if not isinstance(spec, dict) or spec.get("rule") != "policy_gradient":
+            raise UserError(
+                f"{bundle.path}: a {bundle.manifest.method} bundle without a policy-gradient "
+                "adaptation rule in its manifest; export it again with this version"
+            )
+        self.spec = spec
+        self.sigma = np.exp(np.asarray(spec["log_std"], dtype=np.float64))
+        self.rng = np.random.default_rng(seed)
+        self.rollouts: list[dict[str, np.ndarray]] = []
+        self.returns: list[float] = []
+        self.adapted: Policy | None = None  # onnxruntime policy of theta'
+        self.adapted_dir: Path | None = None
+        self.out_dir: Path | None = None  # where end() writes the adapted bundle (a temp dir if None)
+        self._model: Any = None  # (torch ActorCritic, rule), built on first use
+        self._params: Any = None  # theta' as torch tensors (None: theta)
+
+    # ---- torch side (adapting) -----------------------------------------------------------------
+    def model(self) -> Any:
+        """The torch policy pi_theta rebuilt from policy.onnx and the manifest, with its rule;
+        checked against onnxruntime so a rebuilt policy never silently differs."""
+        if self._model is not None:
+            return self._model
+        torch = _need_torch()
+        import onnx
+        from onnx import numpy_helper
+
+        from robot_meta.learn.adaptation import GradientAdaptation
+        from robot_meta.learn.models.actor_critic import ActorCritic
+
+        assert self.policy is not None
+        proto = onnx.load(str(self.policy.path))
+        init = {
+            t.name: numpy_helper.to_array(t)
+            for t in proto.graph.initializer
+            if t.name.startswith(ACTOR_PREFIX)
+        }
+        weights = sorted((k for k in init if k.endswith(".weight")), key=lambda k: int(k.split(".")[2]))
+        for k in weights:  # the exporter folds away all-zero biases (an untrained layer)
+            init.setdefault(k[: -len("weight")] + "bias", np.zeros(init[k].shape[0], np.float32))
+        if not weights:
+            raise UserError(f"{self.policy.path}: no actor weights ({ACTOR_PREFIX}*) in the policy graph")
+        hidden = [int(init[k].shape[0]) for k in weights[:-1]]
+        obs_dim, act_dim = int(init[weights[0]].shape[1]), int(init[weights[-1]].shape[0])
+        ac = ActorCritic(obs_dim, act_dim, 0, 0, hidden)
+        s = self.spec
+        with torch.no_grad():
+            for k, v in init.items():
+                dict(ac.named_parameters())[k[len("m.") :]].copy_(torch.as_tensor(np.array(v)))
+            ac.log_std.copy_(torch.as_tensor(s["log_std"], dtype=torch.float32))
+            ac.obs_norm.mean.copy_(torch.as_tensor(s["obs_mean"], dtype=torch.float32))
+            ac.obs_norm.var.copy_(torch.as_tensor(s["obs_var"], dtype=torch.float32))
+        ac.obs_norm.eps, ac.obs_norm.clip = float(s["obs_eps"]), float(s["obs_clip"])
+        probe = self.rng.normal(0.0, 1.0, (64, obs_dim)) * np.sqrt(np.asarray(s["obs_var"])) + np.asarray(
+            s["obs_mean"]
+        )
+        with torch.no_grad():
+            ours = ac(torch.as_tensor(probe, dtype=torch.float32), torch.zeros(64, 0)).numpy()
+        err = float(np.abs(ours - self.policy.act(probe)).max())
+        if err > 1e-4:
+            raise UserError(
+                f"{self.bundle.path}: the manifest's adaptation data does not reproduce "
+                f"policy.onnx (max error {err:.2g}); export the bundle again"
+            )
+        lr = s["inner_lr"]
+        rates = (
+            float(lr) if isinstance(lr, int | float) else {k: torch.tensor(float(v)) for k, v in lr.items()}
+        )
+        rule = GradientAdaptation(
+            ac, rates, steps=int(s["inner_steps"]), gamma=float(s["gamma"]), clip=float(s["clip"])
+        )
+        self._model = (ac, rule)
+        return self._model
+
+    def _mean(self, obs: np.ndarray) -> np.ndarray:
+        """mu_theta'(o), unclipped, with the current params."""
+        torch = _need_torch()
+        from robot_meta.learn.adaptation import action_mean, policy_params
+
+        ac, _ = self.model()
+        params = self._params if self._params is not None else policy_params(ac)
+        with torch.no_grad():
+            o = torch.as_tensor(np.atleast_2d(obs), dtype=torch.float32)
+            return action_mean(ac, params, o).numpy()[0].astype(np.float64)
+
+    # ---- a rollout -------------------------------------------------------------------------------
+    def begin(self, mode: str) -> None:
+        super().begin(mode)
+        self._obs: list[np.ndarray] = []
+        self._act: list[np.ndarray] = []
+        self._rew: list[float] = []
+        self._sample: np.ndarray | None = None
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.learning:
+            # a ~ N(mu_theta'(o), sigma^2): exploration for the policy gradient
+            a = self._mean(obs) + self.sigma * self.rng.standard_normal(self.sigma.shape)
+            self._sample = a
+            return a
+        policy = self.adapted if (self.mode == "adapt" and self.adapted is not None) else self.policy
+        assert policy is not None
+        return np.asarray(policy.act(obs), dtype=float)
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray) -> None:
+        if not self.learning:
+            return
+        # the sampled action (before the safety layer clamps it) is what pi was asked for
+        self._obs.append(np.asarray(obs, dtype=np.float32))
+        self._act.append(np.asarray(self._sample if self._sample is not None else action, dtype=np.float32))
+        self._rew.append(float(reward))
+
+    def replay(self, arrays: dict[str, np.ndarray], ret: float) -> None:
+        """Fold a saved adaptation rollout back in (resume): its commanded (sampled) actions."""
+        self.learning = True
+        for o, a, r in zip(arrays["obs"], arrays["commanded"], arrays["reward"], strict=True):
+            self._obs.append(np.asarray(o, dtype=np.float32))
+            self._act.append(np.asarray(a, dtype=np.float32))
+            self._rew.append(float(r))
+        self.end(ret)
+
+    def end(self, ret: float) -> None:
+        if not self.learning or not self._obs:
+            return
+        torch = _need_torch()
+        from robot_meta.learn.adaptation import Rollouts, log_prob, policy_params
+
+        ac, rule = self.model()
+        behavior = self._params if self._params is not None else policy_params(ac)
+        obs = torch.as_tensor(np.stack(self._obs))[None]
+        act = torch.as_tensor(np.stack(self._act))[None]
+        with torch.no_grad():
+            logp = log_prob(ac, behavior, obs, act)  # log pi_b(a | o) of the params that acted
+        self.rollouts.append(
+            {
+                "obs": obs[0],
+                "actions": act[0],
+                "logp": logp[0],
+                "rewards": torch.as_tensor(self._rew, dtype=torch.float32),
+            }
+        )
+        self.returns.append(float(ret))
+        T = max(len(r["rewards"]) for r in self.rollouts)
+
+        def pad(x: Any) -> Any:
+            return torch.nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, T - x.shape[0]])
+
+        ro = Rollouts(
+            torch.stack([pad(r["obs"]) for r in self.rollouts]),
+            torch.stack([pad(r["actions"]) for r in self.rollouts]),
+            torch.stack([pad(r["rewards"]) for r in self.rollouts]),
+            torch.stack([pad(torch.ones(len(r["rewards"]))) for r in self.rollouts]),
+            torch.stack([pad(r["logp"]) for r in self.rollouts]),
+        )
+        theta = {k: v.detach() for k, v in policy_params(ac).items()}
+        self._params = rule.adapt(theta, ro)  # theta' from theta, on every rollout so far
+        self.write_adapted(self.out_dir or Path(tempfile.mkdtemp(prefix="robot_meta_adapted_")))
+
+    # ---- the adapted bundle ---------------------------------------------------------------------
+    def write_adapted(self, out: Path) -> None:
+        """Write pi_theta' as an ONNX policy with the same inputs, outputs, opset and metadata as
+        the bundle's (built directly: ``policy_graph``), verified like an export (onnx.checker,
+        parity with torch <= 1e-5 on this session's observations and on random ones); write the
+        adapted bundle to ``out`` atomically (a temp dir renamed into place) and open it."""
+        import copy
+
+        torch = _need_torch()
+        import onnx
+
+        from robot_meta.export.onnx_export import RoleIO, check_parity, wrap
+
+        assert self.policy is not None and self._params is not None
+        ac, _ = self.model()
+        adapted = copy.deepcopy(ac)
+        with torch.no_grad():
+            named = dict(adapted.named_parameters())
+            for k, v in self._params.items():
+                named[k].copy_(v)
+        obs = torch.cat([r["obs"] for r in self.rollouts])
+        std = obs.std(0).clamp_min(1e-3)
+        rand = obs.mean(0) + std * torch.randn(256, obs.shape[1], generator=torch.Generator().manual_seed(0))
+        io = RoleIO(
+            ("obs",), ("action",), (obs[:2],), [(obs.numpy(),), (rand.numpy(),)], {"obs": {0: "batch"}}
+        )
+        src = self.bundle.path
+        pname = self.policy.path.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            template = onnx.load(str(self.policy.path))
+            model = policy_graph(adapted, template)
+            model.metadata_props.add(key="robot_meta.adapted_rollouts", value=str(len(self.rollouts)))
+            onnx.save(model, str(tmp / pname))
+            onnx.checker.check_model(str(tmp / pname), full_check=True)
+            check_parity(wrap("policy", adapted, 0), tmp / pname, io)
+            manifest = json.loads((src / MANIFEST).read_text())
+            entry = manifest["files"][pname]
+            entry["sha256"] = sha256_file(tmp / pname)
+            manifest["files"] = {pname: entry}  # the adapted policy alone
+            manifest.setdefault("extra", {})["adapted"] = {
+                "from_bundle": str(src),
+                "from_manifest_sha256": sha256_file(src / MANIFEST),
+                "rollouts": len(self.rollouts),
+                "returns": self.returns,
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            load_bundle(tmp)  # hashes verified, the graph loads
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.adapted = load_bundle(out).policy
+        self.adapted_dir = out
+
+    def publish(self, dest: Path) -> None:
+        """Copy the adapted bundle to ``dest`` (the deploy dir, for ``run``), atomically."""
+        if self.adapted_dir is None or self.adapted_dir == dest:
+            return
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.adapted_dir, tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+        self.adapted_dir = dest
+        self.adapted = load_bundle(dest).policy
+
+    # ---- saved state ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "z": [],
+            "bundle": str(self.adapted_dir) if self.adapted_dir else None,
+            "rollouts": len(self.rollouts),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != self.kind:
+            raise UserError(
+                f"adapted state of kind {state.get('kind')!r} does not fit a "
+                f"{self.kind!r} adapter; run `robot-meta adapt` again"
+            )
+        path = state.get("bundle")
+        if path:
+            if not Path(path).is_dir():
+                raise UserError(f"the adapted bundle {path} is missing; run `robot-meta adapt` again")
+            self.adapted = load_bundle(path).policy
+            self.adapted_dir = Path(path)
+        self.mode = "adapt"
+        self.learning = False
