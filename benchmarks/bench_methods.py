@@ -46,6 +46,8 @@ def summarize(block: dict[str, Any]) -> dict[str, Any]:
     r = block.get("robust")
     return {
         "zero_shot": round(block["zero_shot"]["mean"], 1),
+        # the zero-shot rollouts that share seeds with adapted[3] (what the gain is paired with)
+        "zero_shot_paired_3": round(block["adapted"]["3"]["mean"] - block["gain"]["3"]["mean"], 1),
         "adapted_3": round(block["adapted"]["3"]["mean"], 1),
         "gain_3": round(block["gain"]["3"]["mean"], 1),
         "gain_3_ci95": [round(x, 1) for x in block["gain"]["3"]["ci95"]],
@@ -58,8 +60,9 @@ def summarize(block: dict[str, Any]) -> dict[str, Any]:
 def markdown(robot: str, rows: dict[str, Any]) -> str:
     """One Markdown table: a row per method, in_dist / ood / twin cells."""
     settings = [k for k in next(iter(rows.values()))["eval"]]
+    first = next(iter(rows.values()))["eval"]
     head = "| method | budget | " + " | ".join(
-        f"{s}: zero-shot → adapted[3] (gain, 95 % CI) / oracle" for s in settings
+        f"{s} (n={first[s]['n']}): zero-shot → adapted[3] (gain, 95 % CI) / oracle" for s in settings
     )
     lines = [
         f"**{robot}** (robust = PPO: "
@@ -75,7 +78,7 @@ def markdown(robot: str, rows: dict[str, Any]) -> str:
             c = row["eval"][s]
             lo, hi = c["gain_3_ci95"]
             gain = f"{c['gain_3']:+.1f}, [{lo:+.1f}, {hi:+.1f}]"
-            cells.append(f"{c['zero_shot']} → {c['adapted_3']} ({gain}) / {c['oracle']}")
+            cells.append(f"{c['zero_shot_paired_3']} → {c['adapted_3']} ({gain}) / {c['oracle']}")
         lines.append(
             f"| {m} | {row['train']['minutes']:.1f} min, {row['train']['steps'] / 1e6:.2f} M steps | "
             + " | ".join(cells)
@@ -96,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         "--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS)
     )
     p.add_argument("--out", default="runs/table", help="where the runs are trained (default runs/table)")
-    p.add_argument("--reuse", action="store_true", help="keep finished runs found in --out")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep finished runs found in --out, and their eval.json when it is newer",
+    )
     p.add_argument("--tasks", type=int, default=None, help="eval tasks per sim setting (launch file default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
     args = p.parse_args(argv)
@@ -119,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         launch = f"{args.robot}-{fam}-{m}"
         print(f"[{launch}] training ...", file=sys.stderr, flush=True)
         t = train(launch, out / launch, args.reuse)
-        print(f"[{launch}] evaluating ...", file=sys.stderr, flush=True)
-        table = evaluate_run(
-            out / launch, baseline_dir=baseline, twins=twins, rollouts=[1, 3], tasks=args.tasks
-        )
+        run = out / launch
+        ev = run / "eval.json"
+        if args.reuse and ev.exists() and ev.stat().st_mtime > (run / "checkpoint.pt").stat().st_mtime:
+            table = json.loads(ev.read_text())  # evaluated since it was trained: keep it
+        else:
+            print(f"[{launch}] evaluating ...", file=sys.stderr, flush=True)
+            table = evaluate_run(run, baseline_dir=baseline, twins=twins, rollouts=[1, 3], tasks=args.tasks)
         if m in methods:
             rows[m] = {"train": t, "eval": {k: summarize(v) for k, v in table.items()}}
     result = {"robot": args.robot, "runs": str(out), "methods": rows}
