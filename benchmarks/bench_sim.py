@@ -61,6 +61,7 @@ class _MLP:
 
 def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) -> dict[str, Any]:
     """Measure (a), (b) and (c); return the JSON-able result."""
+    import mujoco
     from dm_control import suite
     from mujoco import rollout
 
@@ -71,26 +72,32 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) ->
     rng = np.random.default_rng(0)
     policy = _MLP(env.obs_dim, env.action_dim, rng)
 
-    # (a) raw rollout: one call = 50 control periods of open-loop random controls.
+    # (a) raw rollout: one call = 50 control periods of open-loop random controls, on the env's
+    # B randomized models (copies taken once) and its thread count, one contiguous chunk of envs
+    # per thread.
+    models = be.models
+    datas = [mujoco.MjData(be.base_model) for _ in range(max(1, be.nthread))]
+    chunk_size = max(1, -(-num_envs // max(1, be.nthread)))
+    nstate = mujoco.mj_stateSize(be.base_model, mujoco.mjtState.mjSTATE_FULLPHYSICS)
     nstep = 50 * be.nsub
     ctrl = rng.uniform(-1, 1, (num_envs, nstep, be.nu))
-    out = np.zeros((num_envs, nstep, be.nstate))
+    out = np.zeros((num_envs, nstep, nstate))
     pool = rollout.Rollout(nthread=be.nthread)
-    state0 = be.state0.copy()
+    state0 = be.full_physics_state()
 
     def raw() -> None:
-        pool.rollout(be.models, be.datas, state0, ctrl, skip_checks=True, nstep=nstep, state=out,
-                     chunk_size=be.chunk_size)
+        pool.rollout(models, datas, state0, ctrl, skip_checks=True, nstep=nstep, state=out,
+                     chunk_size=chunk_size)
 
     # (a') raw rollout called once per control period, open loop: the floor of any closed loop
     # over mujoco.rollout (the per-call thread dispatch included, no Python in between).
     ctrl1 = np.ascontiguousarray(ctrl[:, : be.nsub])
-    out1 = np.zeros((num_envs, be.nsub, be.nstate))
+    out1 = np.zeros((num_envs, be.nsub, nstate))
 
     def raw_per_step() -> None:
         for _ in range(50):
-            pool.rollout(be.models, be.datas, state0, ctrl1, skip_checks=True, nstep=be.nsub,
-                         state=out1, chunk_size=be.chunk_size)
+            pool.rollout(models, datas, state0, ctrl1, skip_checks=True, nstep=be.nsub,
+                         state=out1, chunk_size=chunk_size)
 
     # (b) closed loop through our env.
     obs = [env.reset(seed=0)]

@@ -12,6 +12,11 @@ auto-reset. A :class:`PhysicsBackend` owns the engine. Contract (dm_control / Gy
   observation is the first of the next episode.
 * Seeding happens only in ``reset(seed)`` (and the constructor's ``seed``), from one
   ``SeedSequence`` split into independent generators for params, initial states and noise.
+  Parameter and noise numbers are drawn from their generators in blocks ahead of use and served
+  in order (:class:`_Buffered`): the same numbers as drawing them one call at a time.
+
+Speed: ``step`` is the inner loop of training, so the per-step work is a fixed, small number of
+numpy calls on preallocated arrays; nothing in it loops over envs in Python.
 """
 
 from __future__ import annotations
@@ -20,9 +25,46 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_meta.sim.randomize import FamilySpec, normalize_params, sample_params
+from robot_meta.sim.randomize import FamilySpec, ParamSampler
 from robot_meta.sim.robots.robot_def import RobotDef
 from robot_meta.sim.task import InitSpec, Task
+
+_BLOCK = 4096  # random numbers drawn per refill of a buffered stream
+_ROWS = 64  # param vectors drawn per refill
+
+
+class _Buffered:
+    """Draws from one Generator, made in blocks ahead of use and served in order.
+
+    ``Generator.random`` and ``Generator.standard_normal`` fill an array element by element
+    from the bit stream, with nothing carried between calls, so the numbers served here are
+    exactly those that drawing ``take(n)`` at a time would give: a block drawn ahead is the
+    concatenation of the smaller draws. Only this object may draw from ``rng``.
+    """
+
+    def __init__(self, rng: np.random.Generator, normal: bool):
+        self._draw = rng.standard_normal if normal else rng.random
+        self._buf = np.empty(0)
+        self._pos = 0
+
+    def take(self, n: int) -> np.ndarray:
+        """The next n numbers (a read-only view; later takes never overwrite it)."""
+        pos, buf = self._pos, self._buf
+        if pos + n > len(buf):
+            buf = self._buf = np.concatenate([buf[pos:], self._draw(max(_BLOCK, n))])
+            buf.flags.writeable = False
+            pos = 0
+        self._pos = pos + n
+        return buf[pos : pos + n]
+
+
+def _rows(ids: np.ndarray) -> np.ndarray | slice:
+    """Index rows ids (k,): a slice when k == 1 (the usual auto-reset), which numpy indexes
+    several times faster than an index array; the ids themselves otherwise."""
+    if len(ids) == 1:
+        i = int(ids[0])
+        return slice(i, i + 1)
+    return ids
 
 
 class PhysicsBackend(Protocol):
@@ -81,6 +123,7 @@ class BatchedEnv:
         self.family = family
         self.split = split
         self.ranges = family.ranges(split) if family is not None else {}
+        self._sampler = ParamSampler(robot, self.ranges)
         self.num_envs = B = backend.num_envs
         self.nq = len(robot.joints)
         self.nu = len(robot.actuators)
@@ -106,19 +149,30 @@ class BatchedEnv:
         self._i_bias = [names.index(f"{j}_bias") for j in robot.joints]
         lat_max = int(robot.factor("latency_steps").bounds[1])
         self._L = lat_max + 1  # action ring-buffer length
+        # factors = 2 (x - lo) / (hi - lo) - 1 with (lo, hi) each factor's norm_range
+        self._norm_lo = np.array([f.norm_range[0] for f in robot.factors])
+        self._norm_hi = np.array([f.norm_range[1] for f in robot.factors])
 
         self.params = np.zeros((B, self.factor_dim))
-        self._latency = np.zeros(B, dtype=np.int64)
-        self._bias = np.zeros((B, self.nq))
-        self._pos_noise = np.zeros((B, 1))
-        self._vel_noise = np.zeros((B, 1))
+        # Sensor factors per env and joint, (3, B, nq): bias, position-noise std, velocity-noise
+        # std (the stds repeated per joint, so that every operand of _observe has one layout).
+        self._sense = np.zeros((3, B, self.nq))
+        self._i_sense = np.array(self._i_bias + [self._i_pos_noise] * self.nq
+                                 + [self._i_vel_noise] * self.nq, dtype=np.intp)
         self.t = np.zeros(B, dtype=np.int64)
         self.task_state: dict[str, np.ndarray] = {}
         self._act_buf = np.zeros((B, self._L, self.nu))
+        self._act_rows = self._act_buf.reshape(B * self._L, self.nu)  # a view: row i*L + k
         self._buf_pos = 0
         self._ar = np.arange(B)
+        # _lag_rows[p, i]: the ring-buffer row env i's motors read when the newest action is at
+        # position p, i.e. i*L + (p - latency_i) mod L; refreshed when latencies change.
+        self._lag_offsets = np.arange(self._L)[:, None]
+        self._lag_rows = self._ar * self._L + self._lag_offsets
+        self._lag_table = (np.arange(self._L) - self._lag_offsets) % self._L  # [latency, p]
         self.ep_return = np.zeros(B)
-        self.ep_terms = {k: np.zeros(B) for k in task.reward_terms}
+        self._ep_terms = np.zeros((len(task.reward_terms), B))
+        self.ep_terms = dict(zip(task.reward_terms, self._ep_terms, strict=True))  # row views
         self.obs = np.zeros((B, self.obs_dim))
         self._seed_rngs(seed)
 
@@ -129,22 +183,53 @@ class BatchedEnv:
         self.rng_params = np.random.default_rng(s_params)
         self.rng_init = np.random.default_rng(s_init)
         self.rng_noise = np.random.default_rng(s_noise)
+        self._u_params = _Buffered(self.rng_params, normal=False)
+        self._n_noise = _Buffered(self.rng_noise, normal=True)
+        self._param_rows = np.empty((0, self.factor_dim))  # drawn ahead; see _draw_params
+        self._param_pos = 0
 
     # ---- params ------------------------------------------------------------------------------
     def _draw_params(self, n: int) -> np.ndarray:
-        return sample_params(self.robot, self.ranges, self.rng_params, n)
+        """n param vectors from the family: sample_params(robot, ranges, rng_params, n).
+
+        Without per-step resampling, the params stream is nothing but param vectors, so they
+        are drawn and transformed ``_ROWS`` at a time and served in order: the same vectors,
+        for a few numpy calls per block instead of per reset."""
+        k = self._sampler.num_drawn
+        if self.resample_prob > 0.0:  # redraw decisions interleave with the param draws
+            return self._sampler.from_uniform(self._u_params.take(n * k).reshape(n, k))
+        pos, rows = self._param_pos, self._param_rows
+        if pos + n > len(rows):
+            m = max(_ROWS, n)
+            new = self._sampler.from_uniform(self._u_params.take(m * k).reshape(m, k))
+            rows = self._param_rows = np.concatenate([rows[pos:], new])
+            rows.flags.writeable = False
+            pos = 0
+        self._param_pos = pos + n
+        return rows[pos : pos + n]
 
     def set_params(self, idx: np.ndarray | slice, params: np.ndarray) -> None:
         """Give envs idx new params (k, F) now; the physics changes from the next step."""
-        idx = self._ar[idx]
-        params = np.broadcast_to(np.asarray(params, dtype=float), (len(idx), self.factor_dim))
-        self.params[idx] = params
-        self.backend.set_params(idx, params)
-        # Cached per-env views of the core factors, used every step.
-        self._latency[idx] = params[:, self._i_latency].astype(np.int64)
-        self._bias[idx] = params[:, self._i_bias]
-        self._pos_noise[idx, 0] = params[:, self._i_pos_noise]
-        self._vel_noise[idx, 0] = params[:, self._i_vel_noise]
+        self._set_params(self._ar[idx], params)
+
+    def _set_params(self, ids: np.ndarray, params: np.ndarray) -> None:
+        """set_params for env numbers ids (k,), each in [0, B)."""
+        k = len(ids)
+        params = np.asarray(params, dtype=float)
+        if params.shape != (k, self.factor_dim):
+            params = np.broadcast_to(params, (k, self.factor_dim))
+        self.backend.set_params(ids, params)
+        # Cached per-env copies of the core factors, used every step.
+        if k == 1:  # the usual auto-reset, in a few scalar-indexed writes
+            i, p = int(ids[0]), params[0]
+            self.params[i] = p
+            self._lag_rows[:, i] = self._lag_table[int(p[self._i_latency])] + i * self._L
+            self._sense[:, i] = p[self._i_sense].reshape(3, self.nq)
+            return
+        self.params[ids] = params
+        lat = params[:, self._i_latency].astype(np.int64)
+        self._lag_rows[:, ids] = ids * self._L + (self._lag_offsets - lat) % self._L
+        self._sense[:, ids] = params[:, self._i_sense].reshape(k, 3, self.nq).swapaxes(0, 1)
 
     def set_tasks(self, params: np.ndarray) -> np.ndarray:
         """Fix every env to the given params (F,) or (B, F) and reset. Returns observations."""
@@ -159,7 +244,7 @@ class BatchedEnv:
     @property
     def factors(self) -> np.ndarray:
         """The privileged context: normalized true factor vector (B, F); see normalize_params."""
-        return normalize_params(self.robot, self.params)
+        return 2.0 * (self.params - self._norm_lo) / (self._norm_hi - self._norm_lo) - 1.0
 
     # ---- reset -------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -185,32 +270,34 @@ class BatchedEnv:
 
     def _reset_envs(self, idx: np.ndarray) -> None:
         n = len(idx)
+        rows = _rows(idx)
         q, dq, state = self.task.initial_state(self.rng_init, n, self.init)
         self.backend.set_state(idx, q, dq)
         if not self.task_state:
             self.task_state = {k: np.zeros((self.num_envs,) + v.shape[1:]) for k, v in state.items()}
         for k, v in state.items():
-            self.task_state[k][idx] = v
-        self.t[idx] = 0
-        self._act_buf[idx] = 0.0
-        self.ep_return[idx] = 0.0
-        for v in self.ep_terms.values():
-            v[idx] = 0.0
-        self.obs[idx] = self._observe(idx)
+            self.task_state[k][rows] = v
+        self.t[rows] = 0
+        self._act_buf[rows] = 0.0
+        self.ep_return[rows] = 0.0
+        self._ep_terms[:, rows] = 0.0
+        self.obs[rows] = self._observe(rows, every=n == self.num_envs)
 
     # ---- sensing -----------------------------------------------------------------------------
-    def _observe(self, idx: np.ndarray | slice) -> np.ndarray:
-        """Observations of envs idx from noisy, biased joint readings:
-        q_meas = q + b + sigma_q * N(0, 1),  qdot_meas = qdot + sigma_qd * N(0, 1)."""
-        q = self.backend.qpos[idx]
-        dq = self.backend.qvel[idx]
-        noise = self.rng_noise.standard_normal((2,) + q.shape)
-        q_meas = q + self._bias[idx] + self._pos_noise[idx] * noise[0]
-        dq_meas = dq + self._vel_noise[idx] * noise[1]
-        if isinstance(idx, slice):
+    def _observe(self, rows: np.ndarray | slice, every: bool = False) -> np.ndarray:
+        """Observations of envs rows (every: all of them, in order) from noisy, biased joint
+        readings: q_meas = q + b + sigma_q * N(0, 1),  qdot_meas = qdot + sigma_qd * N(0, 1)."""
+        q = self.backend.qpos[rows]
+        dq = self.backend.qvel[rows]
+        noise = self._n_noise.take(2 * q.size).reshape((2,) + q.shape)  # (2, k, nq) N(0, 1)
+        if every:
+            bias, sd_q, sd_dq = self._sense
             state, t = self.task_state, self.t
         else:
-            state, t = {k: v[idx] for k, v in self.task_state.items()}, self.t[idx]
+            bias, sd_q, sd_dq = self._sense[:, rows]
+            state, t = {k: v[rows] for k, v in self.task_state.items()}, self.t[rows]
+        q_meas = q + bias + sd_q * noise[0]
+        dq_meas = dq + sd_dq * noise[1]
         return self.task.observe(q_meas, dq_meas, state, t)
 
     # ---- step --------------------------------------------------------------------------------
@@ -220,41 +307,42 @@ class BatchedEnv:
         truncated, info. ``info`` holds ``reward_terms`` {name: (B,)}, ``done`` (B,),
         ``final_obs`` (B, obs_dim), ``episode_return`` and ``episode_length`` (valid where done),
         and ``applied_action`` (the delayed action that reached the motors)."""
-        a = np.clip(np.asarray(action, dtype=float).reshape(self.num_envs, self.nu), -1.0, 1.0)
+        a = np.asarray(action, dtype=float).reshape(self.num_envs, self.nu)
+        a = np.minimum(np.maximum(a, -1.0), 1.0)  # clip to [-1, 1]
         # Latency: the motors receive the action commanded L_i steps ago (zeros before t = 0).
-        self._buf_pos = (self._buf_pos + 1) % self._L
-        self._act_buf[:, self._buf_pos] = a
-        applied = self._act_buf[self._ar, (self._buf_pos - self._latency) % self._L]
+        self._buf_pos = pos = (self._buf_pos + 1) % self._L
+        self._act_buf[:, pos] = a
+        applied = self._act_rows.take(self._lag_rows[pos], axis=0)
         self.backend.step(applied)
         self.t += 1
 
         q, dq = self.backend.qpos, self.backend.qvel
-        terms = self.task.rewards(q, dq, a, self.task_state, self.t)
-        reward = np.sum(list(terms.values()), axis=0) if len(terms) > 1 else next(iter(terms.values()))
+        rterms = self.task.reward_matrix(q, dq, a, self.task_state, self.t)  # (terms, B)
+        reward = np.add.reduce(rterms, axis=0)  # r = ((r_1 + r_2) + r_3) + ..., in term order
+        terms = dict(zip(self.task.reward_terms, rterms, strict=True))
         terminated = self.task.terminated(q, dq, self.task_state)
-        truncated = (self.t >= self.episode_steps) & ~terminated
-        done = terminated | truncated
+        done = terminated | (self.t >= self.episode_steps)
+        truncated = done ^ terminated  # out of time and not terminal
         self.ep_return += reward
-        for k, v in terms.items():
-            self.ep_terms[k] += v
-        self.obs = self._observe(slice(None))
+        self._ep_terms += rterms
+        self.obs = self._observe(slice(None), every=True)
         info: dict[str, Any] = {"reward_terms": terms, "done": done, "applied_action": applied}
 
         if self.resample_prob > 0.0:
-            redraw = self.rng_params.random(self.num_envs) < self.resample_prob
+            redraw = self._u_params.take(self.num_envs) < self.resample_prob
             redraw &= ~done
             if redraw.any():
                 idx = np.flatnonzero(redraw)
-                self.set_params(idx, self._draw_params(len(idx)))
+                self._set_params(idx, self._draw_params(len(idx)))
 
         if done.any():
             idx = np.flatnonzero(done)
             info["final_obs"] = self.obs.copy()
             info["episode_return"] = self.ep_return.copy()
             info["episode_length"] = self.t.copy()
-            info["episode_terms"] = {k: v.copy() for k, v in self.ep_terms.items()}
+            info["episode_terms"] = dict(zip(self.ep_terms, self._ep_terms.copy(), strict=True))
             if not self.fixed_tasks:
-                self.set_params(idx, self._draw_params(len(idx)))
+                self._set_params(idx, self._draw_params(len(idx)))
             self._reset_envs(idx)
         return self.obs.copy(), reward, terminated, truncated, info
 

@@ -90,36 +90,61 @@ def sample_params(
       randint:    x = low + floor((high - low + 1) u)            ~ uniform on {low..high}
       fixed:      x = low
     """
-    params = np.tile(nominal_params(robot), (n, 1))
-    if not ranges:
-        return params
-    cols, lo, hi, kind = _compiled(robot, ranges)
-    u = rng.random((n, len(cols)))
-    x = lo + (hi - lo) * u  # uniform (and the log of loguniform)
-    x = np.where(kind == 1, np.exp(x), x)
-    x = np.where(kind == 2, np.floor(lo + (hi - lo + 1.0) * u), x)
-    x = np.where(kind == 3, lo, x)
-    params[:, cols] = x
-    return params
+    sampler = _compiled(robot, ranges)
+    return sampler.from_uniform(rng.random((n, sampler.num_drawn)))
 
 
-_COMPILED: dict[tuple[str, tuple[tuple[str, Distribution], ...]],
-                tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+class ParamSampler:
+    """:func:`sample_params` for one robot and range table, compiled once.
 
+    ``from_uniform(u)`` maps an (n, num_drawn) block of U(0, 1) numbers to (n, F) params by the
+    formulas of :func:`sample_params`, which is ``from_uniform(rng.random((n, num_drawn)))``.
+    The env core keeps one per env, so a draw costs no table lookup.
+    """
 
-def _compiled(robot: RobotDef, ranges: Mapping[str, Distribution]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Columns, lows, highs (log-space for loguniform) and kind codes of a range table."""
-    key = (robot.name, tuple(sorted(ranges.items())))
-    if key not in _COMPILED:
+    def __init__(self, robot: RobotDef, ranges: Mapping[str, Distribution]):
         names = robot.factor_names
         items = sorted(ranges.items(), key=lambda kv: names.index(kv[0]))
-        cols = np.array([names.index(k) for k, _ in items])
+        self.nominal = nominal_params(robot)
+        self.cols = np.array([names.index(k) for k, _ in items], dtype=np.intp)
+        self.num_drawn = len(items)
         code = {"uniform": 0, "loguniform": 1, "randint": 2, "fixed": 3}
-        kind = np.array([code[d.dist] for _, d in items])
+        kind = np.array([code[d.dist] for _, d in items], dtype=np.int64)
         lo = np.array([math.log(d.low) if d.dist == "loguniform" else d.low for _, d in items])
         hi = np.array([math.log(d.high) if d.dist == "loguniform" else d.high for _, d in items])
-        _COMPILED[key] = (cols, lo, hi, kind)
+        self.lo, self.span = lo, hi - lo  # log-space for loguniform
+        self._log = np.flatnonzero(kind == 1)
+        self._int = np.flatnonzero(kind == 2)
+        self._fixed = np.flatnonzero(kind == 3)
+        self._int_lo = lo[self._int]
+        self._int_span = (hi - lo)[self._int] + 1.0  # high - low + 1 values
+        self._fixed_lo = lo[self._fixed]
+
+    def from_uniform(self, u: np.ndarray) -> np.ndarray:
+        """(n, F) params from an (n, num_drawn) block of U(0, 1) numbers."""
+        params = np.empty((u.shape[0], len(self.nominal)))
+        params[:] = self.nominal
+        if not self.num_drawn:
+            return params
+        x = self.lo + self.span * u  # uniform (and the log of loguniform)
+        if len(self._log):
+            x[:, self._log] = np.exp(x[:, self._log])
+        if len(self._int):
+            x[:, self._int] = np.floor(self._int_lo + self._int_span * u[:, self._int])
+        if len(self._fixed):
+            x[:, self._fixed] = self._fixed_lo
+        params[:, self.cols] = x
+        return params
+
+
+_COMPILED: dict[tuple[str, tuple[tuple[str, Distribution], ...]], ParamSampler] = {}
+
+
+def _compiled(robot: RobotDef, ranges: Mapping[str, Distribution]) -> ParamSampler:
+    """The compiled sampler of a range table (cached by robot name and table)."""
+    key = (robot.name, tuple(sorted(ranges.items())))
+    if key not in _COMPILED:
+        _COMPILED[key] = ParamSampler(robot, ranges)
     return _COMPILED[key]
 
 

@@ -33,7 +33,7 @@ class InitSpec:
 
 class Task:
     """Base class of a task on one robot. Subclasses set the class attributes and override
-    ``start_pose``, ``sample_task``, ``observe`` and ``rewards``."""
+    ``start_pose``, ``sample_task``, ``observe`` and ``reward_terms_raw``."""
 
     name: str = ""
     obs_names: tuple[str, ...] = ()  # "name [unit]" for each observation entry
@@ -46,6 +46,7 @@ class Task:
         self.dt = robot.control_dt
         total = sum(self.reward_weights.values())
         assert abs(total - 1.0) < 1e-9, f"{type(self).__name__}: reward weights sum to {total}"
+        self._weights = np.array(list(self.reward_weights.values()))[:, None]  # (terms, 1)
 
     @property
     def obs_dim(self) -> int:
@@ -79,11 +80,30 @@ class Task:
         """Observation (B, obs_dim) from *measured* joint state at step count t (B,)."""
         raise NotImplementedError
 
+    def reward_terms_raw(
+        self, q: np.ndarray, dq: np.ndarray, action: np.ndarray, state: TaskState, t: np.ndarray,
+        out: np.ndarray,
+    ) -> None:
+        """Write the unweighted reward terms, each in [0, 1], into the rows of out (terms, B),
+        in ``reward_terms`` order, from the *true* joint state after the step."""
+        raise NotImplementedError
+
+    def reward_matrix(
+        self, q: np.ndarray, dq: np.ndarray, action: np.ndarray, state: TaskState, t: np.ndarray
+    ) -> np.ndarray:
+        """Weighted reward terms as the rows of one (terms, B) array, in ``reward_terms`` order
+        (the env sums and accumulates them in one operation each)."""
+        terms = np.empty((len(self._weights), q.shape[0]))
+        self.reward_terms_raw(q, dq, action, state, t, terms)
+        terms *= self._weights  # r_k = w_k * term_k
+        return terms
+
     def rewards(
         self, q: np.ndarray, dq: np.ndarray, action: np.ndarray, state: TaskState, t: np.ndarray
     ) -> dict[str, np.ndarray]:
         """Weighted reward terms, each (B,), from the *true* joint state after the step."""
-        raise NotImplementedError
+        return dict(zip(self.reward_terms, self.reward_matrix(q, dq, action, state, t),
+                        strict=True))
 
     def terminated(self, q: np.ndarray, dq: np.ndarray, state: TaskState) -> np.ndarray:
         """Terminal-state flags (B,)."""

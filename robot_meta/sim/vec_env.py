@@ -46,7 +46,8 @@ def make_vec_env(
         seed: the one seed from which params, initial states and noise are drawn.
         task: the task name (robot default when None: cartpole ``balance``, arm2 ``reach``).
         split: ``train`` or ``ood`` ranges of the family.
-        nthread: threads of the rollout pool (0 runs on the calling thread).
+        nthread: threads stepping the physics, the calling thread included (0 or 1: the
+            calling thread only).
         params: fixed params (F,) or (B, F) instead of draws.
         fixed_tasks: keep each env's task across episodes (for multi-rollout adaptation).
         resample_prob: per-step probability of redrawing params (default: the family's).

@@ -20,8 +20,15 @@ _L = np.array([C.LINK1_LENGTH, C.LINK2_LENGTH])
 
 def tip_position(q: np.ndarray) -> np.ndarray:
     """End-effector (x, z) relative to the shoulder, (B, 2)."""
-    q_abs = np.cumsum(q, axis=1)  # (q1, q1 + q2): absolute link angles
-    return np.stack([np.sin(q_abs) @ _L, -(np.cos(q_abs) @ _L)], axis=1)
+    x, z = _tip_xz(q)
+    return np.stack([x, z], axis=1)
+
+
+def _tip_xz(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tip's x and z (B,) each, as tip_position computes them."""
+    q_abs = q.copy()
+    q_abs[:, 1] += q[:, 0]  # (q1, q1 + q2): absolute link angles
+    return np.sin(q_abs).dot(_L), -np.cos(q_abs).dot(_L)
 
 
 class _Arm2Task(Task):
@@ -39,24 +46,25 @@ class _Arm2Task(Task):
 
     def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
         p, v = self.target(state, t)
-        err = p - tip_position(q)
+        x, z = _tip_xz(q)
         c, s = np.cos(q), np.sin(q)
+        err = np.empty(p.shape)  # p - tip
+        np.subtract(p[:, 0], x, out=err[:, 0])
+        np.subtract(p[:, 1], z, out=err[:, 1])
         return np.concatenate([c[:, :1], s[:, :1], c[:, 1:], s[:, 1:], dq, p, v, err], axis=1)
 
-    def rewards(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray, state: TaskState,
-                t: np.ndarray) -> dict[str, np.ndarray]:
-        w = self.reward_weights
+    def reward_terms_raw(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray,
+                         state: TaskState, t: np.ndarray, out: np.ndarray) -> None:
         p, _ = self.target(state, t)
-        d2 = np.sum((tip_position(q) - p) ** 2, axis=1)
-        terms = {
-            "reach": w["reach"] * np.exp(-d2 / (2.0 * REACH_SIGMA**2)),
-            # small_control = 1 - mean_i a_i^2
-            "small_control": w["small_control"] * (1.0 - np.mean(action**2, axis=1)),
-        }
-        if "small_velocity" in w:
+        x, z = _tip_xz(q)
+        d2 = (x - p[:, 0]) ** 2 + (z - p[:, 1]) ** 2  # |tip - p|^2
+        # reach = exp(-d^2 / (2 sigma^2))
+        np.exp(d2 / (-2.0 * REACH_SIGMA**2), out=out[0])
+        # small_control = 1 - mean_i a_i^2  (np.mean's sum / count)
+        np.subtract(1.0, np.add.reduce(action**2, axis=1) / action.shape[1], out=out[1])
+        if len(out) > 2:
             # small_velocity = exp(-|qdot|^2 / 8): 1 at rest, 0.37 at 2.8 rad/s
-            terms["small_velocity"] = w["small_velocity"] * np.exp(-np.sum(dq**2, axis=1) / 8.0)
-        return terms
+            np.exp(np.add.reduce(dq**2, axis=1) / -8.0, out=out[2])
 
 
 class Reach(_Arm2Task):
@@ -75,7 +83,7 @@ class Reach(_Arm2Task):
 
     def target(self, state: TaskState, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = state["target"]
-        return p, np.broadcast_to(0.0, p.shape)
+        return p, np.zeros(p.shape)
 
 
 class Track(_Arm2Task):
@@ -100,8 +108,15 @@ class Track(_Arm2Task):
     def target(self, state: TaskState, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ang = state["omega"] * (t * self.dt) + state["psi"]
         rho, om = state["rho"], state["omega"]
-        p = state["centre"] + rho[:, None] * np.stack([np.cos(ang), np.sin(ang)], axis=1)
-        v = (rho * om)[:, None] * np.stack([-np.sin(ang), np.cos(ang)], axis=1)
+        c, s = np.cos(ang), np.sin(ang)
+        # p = centre + rho (cos, sin),  v = rho omega (-sin, cos)
+        p = state["centre"].copy()
+        p[:, 0] += rho * c
+        p[:, 1] += rho * s
+        v = np.empty(p.shape)
+        rw = rho * om
+        np.multiply(rw, -s, out=v[:, 0])
+        np.multiply(rw, c, out=v[:, 1])
         return p, v
 
 
