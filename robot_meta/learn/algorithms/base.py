@@ -36,6 +36,10 @@ class Algorithm:
 
     name: str = ""
     phases: tuple[str, ...] = ()
+    # set by every subclass: the actor-critic, its optimizer and the (adaptive) learning rate
+    ac: Any  # an ActorCritic or RecurrentActorCritic
+    optimizer: torch.optim.Optimizer
+    lr: float
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
         self.cfg, self.spec, self.device = cfg, spec, device
@@ -56,10 +60,15 @@ class Algorithm:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Everything a resumed run needs. The default covers the actor-critic ``ac``, its
+        ``optimizer`` and the adaptive learning rate ``lr`` every algorithm here has; subclasses
+        with more modules extend it."""
+        return {"ac": self.ac.state_dict(), "optimizer": self.optimizer.state_dict(), "lr": self.lr}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        self.ac.load_state_dict(state["ac"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr = float(state["lr"])
 
     def agent(self, num_envs: int) -> Agent:
         """The deployment-time policy with its adaptation rule, for ``num_envs`` parallel tasks."""

@@ -20,7 +20,7 @@ from robot_meta.learn.adaptation import (
 )
 from robot_meta.learn.agent import Agent
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
-from robot_meta.learn.algorithms.ppo import adapt_lr, clipped_surrogate
+from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
@@ -225,7 +225,7 @@ class MAML(Algorithm):
         assert self.rng is not None
         self.outer_targets(post)
         R, T = self.R, post["obs"].shape[1]
-        stats = {"loss/policy": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        stats = dict.fromkeys(LOSS_STATS, 0.0)
         n, stop = 0, False
         for _ in range(cfg.epochs):
             for tasks in np.array_split(self.rng.permutation(self.M), min(cfg.minibatches, self.M)):
@@ -259,14 +259,7 @@ class MAML(Algorithm):
                         stop = True
                         break
                 self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                for k, v in (
-                    ("loss/policy", float(pg.detach())),
-                    ("loss/value", float(v_loss.detach())),
-                    ("loss/entropy", float(entropy.detach())),
-                    ("kl", kl),
-                    ("clip_frac", clip_frac),
-                ):
-                    stats[k] += v
+                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
                 n += 1
                 if cfg.max_kl > 0 and kl > cfg.max_kl:
                     stop = True
@@ -338,18 +331,11 @@ class MAML(Algorithm):
 
     # ---- persistence ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "ac": self.ac.state_dict(),
-            "log_lr": self.log_lr.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr": self.lr,
-        }
+        return {**super().state_dict(), "log_lr": self.log_lr.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ac.load_state_dict(state["ac"])
+        super().load_state_dict(state)
         self.log_lr.load_state_dict(state["log_lr"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr = float(state["lr"])
 
     # ---- deployment ----------------------------------------------------------------------------
     def adaptation_spec(self) -> dict[str, Any]:

@@ -48,6 +48,17 @@ def adapt_lr(optimizer: torch.optim.Optimizer, lr: float, kl: float, cfg: PPOCon
     return lr
 
 
+LOSS_STATS = ("loss/policy", "loss/value", "loss/entropy", "kl", "clip_frac")
+
+
+def add_loss_stats(stats: dict[str, float], pg: torch.Tensor, v_loss: torch.Tensor, entropy: torch.Tensor,
+                   kl: float, clip_frac: float) -> None:
+    """Accumulate one minibatch's losses into ``stats`` (keys LOSS_STATS, averaged by the caller)."""
+    for k, v in zip(LOSS_STATS, (float(pg.detach()), float(v_loss.detach()), float(entropy.detach()), kl,
+                                 clip_frac), strict=True):
+        stats[k] = stats.get(k, 0.0) + v
+
+
 class PPO(Algorithm):
     """Clipped PPO with GAE, a running observation normalizer, an entropy bonus, gradient-norm
     clipping and a KL-adaptive learning rate with early stopping.
@@ -174,7 +185,7 @@ class PPO(Algorithm):
         """
         cfg = self.cfg.ppo
         assert self.rng is not None
-        stats = {"loss/policy": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        stats = dict.fromkeys(LOSS_STATS, 0.0)
         n = 0
         stop = False
         for _ in range(cfg.epochs):
@@ -192,9 +203,7 @@ class PPO(Algorithm):
                 torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                for k, v in (("loss/policy", float(pg.detach())), ("loss/value", float(v_loss.detach())),
-                             ("loss/entropy", float(entropy.detach())), ("kl", kl), ("clip_frac", clip_frac)):
-                    stats[k] += v
+                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
                 n += 1
                 if cfg.max_kl > 0 and kl > cfg.max_kl:
                     stop = True
@@ -226,15 +235,6 @@ class PPO(Algorithm):
             m["episode_return"] = float(np.mean(self.ep_returns))
             self.ep_returns = []
         return m
-
-    # ---- persistence ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"ac": self.ac.state_dict(), "optimizer": self.optimizer.state_dict(), "lr": self.lr}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ac.load_state_dict(state["ac"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr = float(state["lr"])
 
     # ---- deployment ----------------------------------------------------------------------------
     def agent(self, num_envs: int) -> Agent:

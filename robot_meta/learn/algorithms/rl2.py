@@ -11,7 +11,7 @@ import torch
 from robot_meta.errors import UserError
 from robot_meta.learn.agent import Agent
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
-from robot_meta.learn.algorithms.ppo import adapt_lr, clipped_surrogate
+from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
@@ -202,7 +202,7 @@ class RL2(Algorithm):
         assert self.rng is not None
         seqs = self.sequences(d)
         N = seqs["obs"].shape[1]
-        stats = {"loss/policy": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        stats = dict.fromkeys(LOSS_STATS, 0.0)
         n = 0
         stop = False
         for _ in range(cfg.epochs):
@@ -223,9 +223,7 @@ class RL2(Algorithm):
                 torch.nn.utils.clip_grad_norm_(self.ac.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                for k, v in (("loss/policy", float(pg.detach())), ("loss/value", float(v_loss.detach())),
-                             ("loss/entropy", float(entropy.detach())), ("kl", kl), ("clip_frac", clip_frac)):
-                    stats[k] += v
+                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
                 n += 1
                 if cfg.max_kl > 0 and kl > cfg.max_kl:
                     stop = True
@@ -262,15 +260,6 @@ class RL2(Algorithm):
                 m["return/last_minus_first"] = m["return/episode_last"] - m["return/episode_0"]
             self.trial_returns = {}
         return m
-
-    # ---- persistence ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"ac": self.ac.state_dict(), "optimizer": self.optimizer.state_dict(), "lr": self.lr}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ac.load_state_dict(state["ac"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr = float(state["lr"])
 
     # ---- deployment ----------------------------------------------------------------------------
     def agent(self, num_envs: int) -> Agent:
