@@ -65,12 +65,15 @@ def flat_state(run: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["ppo", "rma", "pearl"])
+@pytest.mark.parametrize("algorithm", ["ppo", "rma", "pearl", "rl2", "maml"])
 def test_resume_equals_uninterrupted(tmp_path: Path, algorithm: str) -> None:
-    total = 32 * 16 * 6  # 6 iterations, checkpoints every 2
+    # 6 iterations, checkpoints every 2 (a MAML iteration is a pre- and a post-update episode)
+    total = 2 * 8 * 250 * 6 if algorithm == "maml" else 32 * 16 * 6
     cfg = tiny_config(algorithm, steps=total)
     if algorithm == "rma":
         cfg.rma.phase2_fraction = 0.4  # iterations 4..6 are the student phase
+    if algorithm == "rl2":
+        cfg.rl2.bptt, cfg.rl2.hidden_size, cfg.rl2.episodes_per_trial = 8, 16, 2
     Trainer(cfg, tmp_path / "a", progress=False, tensorboard=False).train()
 
     # The same run, stopped after 4 iterations (as Ctrl-C would), then resumed.
