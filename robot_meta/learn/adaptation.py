@@ -126,15 +126,22 @@ def advantages(ro: Rollouts, gamma: float, reg: float = 1e-5) -> torch.Tensor:
     return out if batched else out[0]
 
 
+MAX_LOG_RATIO = 20.0  # rho <= e^20 in the inner surrogate (see inner_loss)
+
+
 def inner_loss(
     ac: ActorCritic, params: Mapping[str, torch.Tensor], ro: Rollouts, adv: torch.Tensor, clip: float = 0.2
 ) -> torch.Tensor:
     """L_in(theta) = -mean over valid steps of min(rho A, clip(rho, 1 -/+ eps) A), rho = pi_theta / pi_b."""
     logp = log_prob(ac, params, ro.obs, ro.actions)
     logp_b = logp.detach() if ro.logp is None else ro.logp
-    rho = (logp - logp_b).exp()
+    # log rho is capped at MAX_LOG_RATIO: on the robot, earlier rollouts were sampled by earlier
+    # theta', and a narrow sigma can make theta's log-ratio exceed 88, where exp overflows float32;
+    # inf times a negative advantage (or times a padded step's 0 mask) makes every gradient NaN.
+    rho = (logp - logp_b).clamp(max=MAX_LOG_RATIO).exp()
     surrogate = torch.min(rho * adv, rho.clamp(1.0 - clip, 1.0 + clip) * adv)
-    return -(surrogate * ro.mask).sum() / ro.mask.sum().clamp_min(1.0)
+    surrogate = torch.where(ro.mask > 0, surrogate, torch.zeros_like(surrogate))  # padding adds 0
+    return -surrogate.sum() / ro.mask.sum().clamp_min(1.0)
 
 
 @dataclass

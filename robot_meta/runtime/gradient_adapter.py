@@ -5,8 +5,10 @@ meta-training used (:mod:`robot_meta.learn.adaptation`): k policy-gradient steps
 alpha on the task's rollouts, advantages from a linear feature baseline (rewards only, no
 critic). A session:
 
-* runs each adaptation rollout with the current params, *sampling* a ~ N(mu(o), sigma^2) with
-  the bundle's sigma (the policy gradient needs exploration; the safety layer still clamps what
+* runs each adaptation rollout with the current params theta', *sampling* a ~ N(mu(o), sigma^2)
+  with theta''s sigma, as meta-training did, so that the recorded log pi_b(a | o) is the
+  density the action was really drawn from (the policy gradient needs exploration; the
+  importance weights need the true behaviour density; the safety layer still clamps what
   reaches the motors);
 * after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch, and
   writes an *adapted bundle*: the same ONNX graph with the actor's weights replaced, a manifest
@@ -117,7 +119,6 @@ class GradientAdapter(Adapter):
                 "adaptation rule in its manifest; export it again with this version"
             )
         self.spec = spec
-        self.sigma = np.exp(np.asarray(spec["log_std"], dtype=np.float64))
         self.rng = np.random.default_rng(seed)
         self.rollouts: list[dict[str, np.ndarray]] = []
         self.returns: list[float] = []
@@ -184,8 +185,8 @@ class GradientAdapter(Adapter):
         self._model = (ac, rule)
         return self._model
 
-    def _mean(self, obs: np.ndarray) -> np.ndarray:
-        """mu_theta'(o), unclipped, with the current params."""
+    def _sample(self, obs: np.ndarray) -> np.ndarray:
+        """a ~ N(mu_theta'(o), exp(log_std_theta')^2), unclipped, with the current params."""
         torch = _need_torch()
         from robot_meta.learn.adaptation import action_mean, policy_params
 
@@ -193,7 +194,9 @@ class GradientAdapter(Adapter):
         params = self._params if self._params is not None else policy_params(ac)
         with torch.no_grad():
             o = torch.as_tensor(np.atleast_2d(obs), dtype=torch.float32)
-            return action_mean(ac, params, o).numpy()[0].astype(np.float64)
+            mean = action_mean(ac, params, o).numpy()[0].astype(np.float64)
+            std = params["log_std"].exp().numpy().astype(np.float64)
+        return mean + std * self.rng.standard_normal(mean.shape)
 
     # ---- a rollout -------------------------------------------------------------------------------
     def begin(self, mode: str) -> None:
@@ -201,13 +204,12 @@ class GradientAdapter(Adapter):
         self._obs: list[np.ndarray] = []
         self._act: list[np.ndarray] = []
         self._rew: list[float] = []
-        self._sample: np.ndarray | None = None
+        self._sampled: np.ndarray | None = None
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.learning:
-            # a ~ N(mu_theta'(o), sigma^2): exploration for the policy gradient
-            a = self._mean(obs) + self.sigma * self.rng.standard_normal(self.sigma.shape)
-            self._sample = a
+            a = self._sample(obs)  # exploration for the policy gradient
+            self._sampled = a
             return a
         policy = self.adapted if (self.mode == "adapt" and self.adapted is not None) else self.policy
         assert policy is not None
@@ -218,7 +220,7 @@ class GradientAdapter(Adapter):
             return
         # the sampled action (before the safety layer clamps it) is what pi was asked for
         self._obs.append(np.asarray(obs, dtype=np.float32))
-        self._act.append(np.asarray(self._sample if self._sample is not None else action, dtype=np.float32))
+        self._act.append(np.asarray(self._sampled if self._sampled is not None else action, dtype=np.float32))
         self._rew.append(float(reward))
 
     def replay(self, arrays: dict[str, np.ndarray], ret: float) -> None:
@@ -264,7 +266,16 @@ class GradientAdapter(Adapter):
             torch.stack([pad(r["logp"]) for r in self.rollouts]),
         )
         theta = {k: v.detach() for k, v in policy_params(ac).items()}
-        self._params = rule.adapt(theta, ro)  # theta' from theta, on every rollout so far
+        adapted = rule.adapt(theta, ro)  # theta' from theta, on every rollout so far
+        if not all(bool(torch.isfinite(v).all()) for v in adapted.values()):
+            # Never flash a NaN policy: keep acting with the previous theta' (the rollout stays
+            # recorded, so a later step may still use it).
+            import warnings
+
+            warnings.warn(f"the gradient step on {len(self.rollouts)} rollout(s) is not finite; "
+                          "keeping the previous policy", RuntimeWarning, stacklevel=2)
+            return
+        self._params = adapted
         self.write_adapted(self.out_dir or Path(tempfile.mkdtemp(prefix="robot_meta_adapted_")))
 
     # ---- the adapted bundle ---------------------------------------------------------------------

@@ -95,6 +95,8 @@ class ResetController:
     def run(self) -> ResetResult:
         """Drive to the start state; returns when settled, raises ResetError on timeout."""
         robot = self.robot
+        if not robot.torque_on:  # the previous rollout ended with torque off
+            robot.enable()
         loop = ControlLoop(self.period_s)
         s = robot.read_state()
         ref = s.q[self.act].copy()

@@ -128,8 +128,12 @@ class RolloutRunner:
             if status is not None:
                 status(k, ret, loop)
             skipped[k] = loop.wait()
-        # hold still until the next command source (reset or the next rollout) takes over
-        robot.write_action(np.zeros(n_a))
+        # The rollout is over: torque off, because what follows (the adapter's update, saving
+        # the rollout, a gradient step and an ONNX export) can outlast the bus watchdog, and
+        # nothing commands the motors until the next reset turns torque back on. In current
+        # control this is what a zero command does physically: no holding torque either way.
+        if robot.torque_on:
+            robot.disable()
         if learn:
             adapter.end(ret)
         arrays: dict[str, np.ndarray] = {

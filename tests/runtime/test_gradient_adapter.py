@@ -108,3 +108,34 @@ def test_auto_picks_gradient_adaptation_for_a_maml_bundle(maml_bundle: tuple[Pat
     b = load_bundle(maml_bundle[0])
     assert resolve_method(b, "auto") == "gradient" == resolve_method(b, "gradient")
     assert isinstance(make_adapter(b, "gradient"), GradientAdapter)
+
+
+def test_exploration_samples_from_the_adapted_sigma(maml_bundle: tuple[Path, Any], tmp_path: Path) -> None:
+    """Learning rollouts draw a ~ N(mu_theta', sigma_theta'^2): the recorded behaviour log-prob is
+    the density the action really came from (a bundle-sigma sample scored under theta''s sigma
+    gave importance weights of e^11 on the emulator, and a NaN step)."""
+    path, _ = maml_bundle
+    ad = GradientAdapter(load_bundle(path), seed=3)
+    ad.out_dir = tmp_path / "adapted"
+    from robot_meta.learn.adaptation import policy_params
+
+    ad._params = {k: v.detach().clone() for k, v in policy_params(ad.model()[0]).items()}
+    ad._params["log_std"] = torch.full_like(ad._params["log_std"], -3.0)  # sigma = 0.05
+    o = np.asarray(ad.spec["obs_mean"])
+    ad.learning = True
+    ad.begin("adapt")
+    draws = np.array([ad.act(o) for _ in range(400)])
+    assert np.allclose(draws.std(0), np.exp(-3.0), rtol=0.15)
+
+
+def test_a_non_finite_step_keeps_the_previous_policy(maml_bundle: tuple[Path, Any], tmp_path: Path) -> None:
+    path, _ = maml_bundle
+    ad = GradientAdapter(load_bundle(path), seed=1)
+    ad.out_dir = tmp_path / "adapted"
+    run_rollout(ad, 0)
+    before = {k: v.clone() for k, v in ad._params.items()}
+    ad.model()[1].lr = float("nan")  # any step is NaN
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        run_rollout(ad, 1)
+    assert all(torch.equal(before[k], ad._params[k]) for k in before)
+    assert load_bundle(tmp_path / "adapted").manifest.extra["adapted"]["rollouts"] == 1
