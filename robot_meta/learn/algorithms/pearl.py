@@ -154,11 +154,20 @@ class PEARL(PPO):
             z = mean + var.sqrt() * torch.randn(mean.shape, generator=self.gen).to(self.device)
             o, a, r, o2 = self.encoder.split(tgt)
             pred = self.decoder(self.encoder.obs_norm(o), a, z[:, None].expand(-1, Nt, -1))
-            target = torch.cat([self.encoder.delta_norm(o2 - o), r], dim=-1)
-            rec = 0.5 * (pred - target).pow(2).sum(-1).mean()
+            # Targets in comparable units: normalized state deltas, and rewards over their spread
+            # in this batch (raw rewards vary by ~0.1 per step, so an error from ignoring z would
+            # cost almost nothing next to the KL term and z would carry nothing).
+            r_scale = r.std().clamp_min(1e-3).detach()
+            target = torch.cat([self.encoder.delta_norm(o2 - o), r / r_scale], dim=-1)
+            # The negative ELBO per task: the Nt target transitions' Gaussian log-likelihoods
+            # are summed (each is evidence about the task), the KL to the prior is paid once:
+            #   L = sum_t 0.5 ||D(o_t, a_t, z) - y_t||^2 + beta KL(q(z | c) || N(0, I)).
+            # (Averaging over t instead weighs the KL Nt times more and collapses q to the prior.)
+            rec_t = 0.5 * (pred - target).pow(2).sum(-1)  # (V, Nt)
             # KL(N(m, s^2) || N(0, I)) = 0.5 sum (s^2 + m^2 - 1 - log s^2)
             kl = 0.5 * (var + mean.pow(2) - 1.0 - var.log()).sum(-1).mean()
-            loss = rec + p.kl_weight * kl
+            rec = rec_t.mean()  # per transition, for the log
+            loss = rec_t.sum(1).mean() + p.kl_weight * kl
             self.vae_opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(self.encoder.parameters()) + list(self.decoder.parameters()),
