@@ -66,7 +66,19 @@ def session(
     from robot_meta.runtime.session import AdaptationSession, SessionSpec
 
     cfg = load_robot_config(robot).with_overrides(port=port, deploy_dir=out / "deploy")
-    flash(bundle, cfg)
+    from robot_meta.hardware.errors import SafetyError
+
+    for attempt in range(6):
+        # The previous session ended with torque off, and the arm may still be swinging down:
+        # flash's torque-off dry run refuses a joint moving beyond its limits. Let it settle.
+        try:
+            flash(bundle, cfg)
+            break
+        except SafetyError as e:
+            if attempt == 5:
+                raise
+            print(f"      flash: {e}; waiting for the robot to come to rest", file=sys.stderr, flush=True)
+            time.sleep(3.0)
     spec = SessionSpec(
         method="auto",
         rollouts=args.rollouts,
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
     args = p.parse_args(argv)
     from robot_meta.errors import UserError
+    from robot_meta.hardware.errors import HardwareError
     from robot_meta.launch.emulator_process import EmulatorProcess
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -169,7 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     fam = FAMILY[args.robot]
     names = args.hidden.split(",") if args.hidden else HIDDEN[args.robot]
     hidden = [Path(n) if n.endswith(".toml") else ROOT / "examples" / "hidden" / f"{n}.toml" for n in names]
-    bundles = {m: export(runs / f"{args.robot}-{fam}-{m}", out / "bundles" / m) for m in ["ppo", *methods]}
+    bundles: dict[str, Path | str] = {
+        "ppo": export(runs / f"{args.robot}-{fam}-ppo", out / "bundles" / "ppo")
+    }
+    for m in methods:
+        try:
+            bundles[m] = export(runs / f"{args.robot}-{fam}-{m}", out / "bundles" / m)
+        except UserError as e:  # e.g. an export that fails parity: its row says so
+            print(f"{m}: {e}", file=sys.stderr, flush=True)
+            bundles[m] = f"export failed: {e}"
     result: dict[str, Any] = {
         "robot": args.robot,
         "runs": str(runs),
@@ -191,11 +212,15 @@ def main(argv: list[str] | None = None) -> int:
             for m in methods:
                 print(f"[{h.stem}] {m}: flash + session", file=sys.stderr, flush=True)
                 shutil.rmtree(out / h.stem / m, ignore_errors=True)  # a fresh session each run
+                b = bundles[m]
+                if isinstance(b, str):
+                    block["methods"][m] = {"error": b}
+                    continue
                 try:
                     block["methods"][m] = session(
-                        args.robot, emu.port, bundles[m], bundles["ppo"], h, out / h.stem / m, args
+                        args.robot, emu.port, b, Path(bundles["ppo"]), h, out / h.stem / m, args
                     )
-                except UserError as e:  # reported in its row; the other methods still run
+                except (UserError, HardwareError) as e:  # reported in its row; the others still run
                     print(f"[{h.stem}] {m}: failed: {e}", file=sys.stderr, flush=True)
                     block["methods"][m] = {"error": str(e)}
         done = [m for m, r in block["methods"].items() if "error" not in r]
