@@ -333,6 +333,14 @@ class AdaptationSession:
                     self.status(f"rollout {p.index + 1}/{len(self.plan)} {p.kind:13s} return "
                                 f"{res.ret:7.2f}" + (f"  z-std {unc:.3f}" if unc is not None else "")
                                 + f"  deadlines met {100 * d['fraction_met']:.2f} %")
+                # Park: drive back to the start pose before torque goes off, so the robot is left
+                # at rest and in range (dropped from the last rollout's pose, a loaded arm can
+                # swing past a joint limit, and the next flash's torque-off check refuses it).
+                try:
+                    ResetController(robot, runner.start_pose()).run()
+                except Exception as e:  # noqa: BLE001 -- the rollouts are saved; parking is best effort
+                    self.store.log("park_failed", error=str(e))
+                    self.status(f"could not park the robot at its start pose ({e}); torque goes off")
             except KeyboardInterrupt:
                 robot.estop()
                 self.store.log("interrupted")
