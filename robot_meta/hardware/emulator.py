@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import gc
 import math
 import os
 import pty
@@ -405,6 +406,14 @@ class Emulator:
                 self._parser.reset()
             now = self._now()
             with self._lock:
+                # Answers whose last byte is due, before the physics: their content was fixed
+                # when the instruction arrived, and physics catching up after a stall (up to
+                # 10 ms of steps) would only make them later.
+                while self._outq and self._outq[0][0] <= now:
+                    frame = self._outq.popleft()[1]
+                    tr.write(frame)
+                    self.stats.tx_packets += 1
+                    self.stats.tx_bytes += len(frame)
                 # Physics: catch up with the wall clock (resync if more than 10 ms behind).
                 lag = now - robot.time
                 if lag > 0.010:
@@ -415,12 +424,6 @@ class Emulator:
                     dxl_id, _ = self._pending_disconnects.pop(0)
                     if dxl_id in robot.devices:
                         robot.devices[dxl_id].unplug()
-                # Answers whose last byte is due.
-                while self._outq and self._outq[0][0] <= now:
-                    frame = self._outq.popleft()[1]
-                    tr.write(frame)
-                    self.stats.tx_packets += 1
-                    self.stats.tx_bytes += len(frame)
             wake = robot.time + dt
             if self._outq:
                 wake = min(wake, self._outq[0][0])
@@ -512,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(emu.port, flush=True)
+    # Everything allocated so far (the plant, the control tables, imported modules) lives as
+    # long as the process: keep it out of the cyclic collector's full passes, which would walk
+    # it for milliseconds inside the real-time loop.
+    gc.freeze()
     ids = ", ".join(f"{j.motor_id} ({j.joint}, {j.model})" for j in emu.robot.hw.joints)
     print(f"emulating {emu.robot.hw.robot} at {args.baud} baud on {emu.port}: IDs {ids}. "
           "Ctrl-C to stop.", file=sys.stderr, flush=True)
