@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_meta.runtime.connect import check_rate, open_robot
     from robot_meta.runtime.control_loop import DeadlineStats
     from robot_meta.runtime.deploy_store import DeployStore
-    from robot_meta.runtime.reset import ResetController
+    from robot_meta.runtime.reset import make_reset
     from robot_meta.runtime.rollout import RolloutRunner
     from robot_meta.runtime.session import ADAPTED_FILE, manifest_sha
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         full = runner.steps
         ep = 0
         while time.monotonic() < t_end:
-            ResetController(robot, runner.start_pose()).run()
+            make_reset(robot, runner.start_pose()).run()
             left = int((t_end - time.monotonic()) / runner.dt)
             if left < 1:
                 break

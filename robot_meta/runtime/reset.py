@@ -8,8 +8,10 @@ to its start position at ``max_speed``, under PID on the motor current:
 
 so a joint never sees a large step (the safety layer also clamps every command). Passive joints
 (the cartpole's pole) cannot be driven: the reset waits for them to settle where gravity leaves
-them, and refuses a start pose that gravity cannot reach (the cartpole ``balance`` task starts
-upright: reset it by hand, or use ``swingup``).
+them. A start pose gravity cannot reach, the cartpole ``balance`` task's upright pole, is
+reached by swinging the pole up instead (:mod:`robot_meta.runtime.swing_up`);
+:func:`make_reset` picks the right controller and :func:`park` leaves the robot at rest
+before torque goes off.
 
 The reset ends when every joint is within ``pos_tol`` of its start and moves slower than
 ``vel_tol`` for ``hold_s`` seconds; it raises :class:`ResetError` after ``timeout_s``.
@@ -46,6 +48,33 @@ def _wrap(x: np.ndarray) -> np.ndarray:
     return np.asarray((x + math.pi) % (2 * math.pi) - math.pi)
 
 
+def _upright_passive(hw: Any, q_start: np.ndarray) -> list[int]:
+    """Passive revolute joints whose start is away from where gravity leaves them (pi)."""
+    return [k for k, j in enumerate(hw.joints) if not j.actuated and j.kind == "revolute"
+            and abs(float(_wrap(np.array(q_start[k] - math.pi)))) > 0.3]
+
+
+def make_reset(robot: Any, q_start: np.ndarray) -> Any:
+    """The reset controller for ``q_start``: the cartpole's swing-up when its pole must start
+    upright, else :class:`ResetController`. Both have ``run() -> ResetResult``."""
+    q_start = np.asarray(q_start, dtype=float)
+    if robot.hw.robot == "cartpole" and _upright_passive(robot.hw, q_start):
+        from robot_meta.runtime.swing_up import SwingUpReset
+
+        return SwingUpReset(robot, q_start)
+    return ResetController(robot, q_start)
+
+
+def park(robot: Any, q_start: np.ndarray) -> ResetResult:
+    """Leave the robot at rest in range before torque goes off: drive the actuated joints to
+    their start positions. Passive joints are not waited for: an upright pole would fall at
+    torque off anyway, and a freely swinging one takes long to come to rest."""
+    q = np.asarray(q_start, dtype=float).copy()
+    for k in _upright_passive(robot.hw, q):
+        q[k] = math.pi  # where gravity leaves it; only keeps the constructor's check happy
+    return ResetController(robot, q, settle_passive=False).run()
+
+
 class ResetController:
     """PID-to-start-pose reset for a :class:`~robot_meta.hardware.Robot` (current mode).
 
@@ -60,13 +89,14 @@ class ResetController:
         damping_time: Kd / Kp [s].
         integral_rate: Ki / Kp [1/s].
         max_speed: the speed of the reference [rad/s or m/s].
+        settle_passive: wait for passive joints to settle too (False: actuated joints only).
     """
 
     def __init__(self, robot: Any, q_start: np.ndarray, period_s: float = 0.005, *,
                  full_effort_error: float = 0.9, damping_time: float = 0.1,
                  integral_rate: float = 1.0, max_speed: float = 1.5, pos_tol: float = 0.04,
                  vel_tol: float = 0.15, hold_s: float = 0.2, timeout_s: float = 10.0,
-                 passive_timeout_s: float = 30.0):
+                 passive_timeout_s: float = 30.0, settle_passive: bool = True):
         hw = robot.hw
         self.robot = robot
         self.q_start = np.asarray(q_start, dtype=float)
@@ -80,13 +110,15 @@ class ResetController:
         self.ki = integral_rate * self.kp
         self.max_speed = max_speed
         self.pos_tol, self.vel_tol, self.hold_s = pos_tol, vel_tol, hold_s
-        self.timeout_s = timeout_s if not self.passive else max(timeout_s, passive_timeout_s)
-        for k in self.passive:
+        self.watched = list(range(len(hw.joints))) if settle_passive else self.act
+        self.timeout_s = (max(timeout_s, passive_timeout_s) if self.passive and settle_passive
+                          else timeout_s)
+        for k in _upright_passive(hw, self.q_start):
             # gravity leaves a passive revolute joint hanging at pi (the cartpole's pole; 0 is up)
-            if hw.joints[k].kind == "revolute" and abs(_wrap(np.array(self.q_start[k] - math.pi))) > 0.3:
-                raise ResetError(f"joint {hw.joints[k].joint!r} is passive and its start position "
-                                 f"{self.q_start[k]:.2f} is not where gravity leaves it; the "
-                                 "motors cannot reset it. Reset it by hand or pick another task")
+            raise ResetError(f"joint {hw.joints[k].joint!r} is passive and its start position "
+                             f"{self.q_start[k]:.2f} is not where gravity leaves it; PID on the "
+                             "motors cannot reach it (make_reset swings a cartpole's pole up). "
+                             "Reset it by hand or pick another task")
 
     def _error(self, q: np.ndarray) -> np.ndarray:
         e = self.q_start - q
@@ -117,7 +149,8 @@ class ResetController:
             tau = self.kp * e_ref - self.kd * s.dq[self.act] + self.ki * integ
             robot.write_efforts(np.clip(tau, -self.effort_limit, self.effort_limit))
             err = self._error(s.q)
-            ok = bool(np.all(np.abs(err) < self.pos_tol) and np.all(np.abs(s.dq) < self.vel_tol))
+            w = self.watched
+            ok = bool(np.all(np.abs(err[w]) < self.pos_tol) and np.all(np.abs(s.dq[w]) < self.vel_tol))
             if ok:
                 settled_since = t if settled_since is None else settled_since
                 if t - settled_since >= self.hold_s:

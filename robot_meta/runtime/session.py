@@ -283,7 +283,7 @@ class AdaptationSession:
 
     def run(self) -> SessionResult:
         """Run every missing rollout of the plan, then summarize and write the report."""
-        from robot_meta.runtime.reset import ResetController
+        from robot_meta.runtime.reset import make_reset, park
         from robot_meta.runtime.rollout import RolloutRunner
 
         done = {e["index"]: e for e in self.store.completed()}
@@ -309,7 +309,7 @@ class AdaptationSession:
                             if attempt:
                                 time.sleep(1.0)
                                 robot.enable()  # re-arm the watchdog, torque back on
-                            reset = ResetController(robot, runner.start_pose()).run()
+                            reset = make_reset(robot, runner.start_pose()).run()
                             res = runner.run(self.adapter_for(p), p.mode, runner.sample_task(p.task_seed),
                                              learn=p.learn)
                             break
@@ -336,8 +336,9 @@ class AdaptationSession:
                 # Park: drive back to the start pose before torque goes off, so the robot is left
                 # at rest and in range (dropped from the last rollout's pose, a loaded arm can
                 # swing past a joint limit, and the next flash's torque-off check refuses it).
+                # A passive pole is left to swing (upright, it would fall at torque off).
                 try:
-                    ResetController(robot, runner.start_pose()).run()
+                    park(robot, runner.start_pose())
                 except Exception as e:  # noqa: BLE001 -- the rollouts are saved; parking is best effort
                     self.store.log("park_failed", error=str(e))
                     self.status(f"could not park the robot at its start pose ({e}); torque goes off")
