@@ -32,6 +32,7 @@ The reset ends once every joint has been within tolerance of the start and slow 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,21 @@ def dlqr(a: np.ndarray, b: np.ndarray, q: np.ndarray, r: np.ndarray, iters: int 
     return gain
 
 
+@functools.lru_cache(maxsize=8)
+def balance_gain(model: CartPoleModel, period_s: float,
+                 scales: tuple[float, float, float, float, float] = (0.1, 0.05, 0.5, 1.0, 3.0)
+                 ) -> np.ndarray:
+    """The catch's LQR gain K (4,) for ``model`` at ``period_s`` (cached: a reset is built
+    with torque on, inside the bus watchdog's time). ``scales``: the acceptable excursion of
+    x [m], theta [rad], x' [m/s], theta' [rad/s] and the force scale [N]; Q and R are their
+    inverse squares (Bryson's rule)."""
+    a, b = model.linearized(period_s)
+    q = np.diag([1.0 / v**2 for v in scales[:4]])
+    gain: np.ndarray = dlqr(a, b, q, np.array([[1.0 / scales[4] ** 2]]))[0]
+    gain.flags.writeable = False
+    return gain
+
+
 class SwingUpReset:
     """Swing-up + LQR reset of a cartpole (joint order: slider, hinge) to an upright start.
 
@@ -122,6 +138,7 @@ class SwingUpReset:
         center_gain: k_x [1/s^2] and center_damping: k_v [1/s], the spring on the cart.
         rail: the swing-up's outward pushes fade out as |x - x_start| approaches this [m].
         catch_angle, catch_rate: where the LQR takes over [rad, rad/s].
+        lqr_scales: the catch's LQR weights, see :func:`balance_gain`.
         pos_tol, vel_tol, hold_s: the end condition (as :class:`ResetController`).
         timeout_s: ResetError after this long.
     """
@@ -130,10 +147,11 @@ class SwingUpReset:
                  model: CartPoleModel | None = None, a_max: float = 8.0,
                  energy_gain: float = 8.0, energy_target: float = 0.0,
                  center_gain: float = 1.0, center_damping: float = 2.0,
-                 catch_angle: float = 0.25, catch_rate: float = 3.0,
+                 catch_angle: float = 0.35, catch_rate: float = 3.0,
                  rail: float = 0.45, apex_gain: float = 0.6,
+                 lqr_scales: tuple[float, ...] = (0.1, 0.05, 0.5, 1.0, 3.0),
                  pos_tol: float = 0.05, vel_tol: float = 0.2, hold_s: float = 0.5,
-                 timeout_s: float = 40.0):
+                 timeout_s: float = 60.0):
         self.robot = robot
         self.q_start = np.asarray(q_start, dtype=float)
         if abs(float(_wrap(np.array(self.q_start[1])))) > 0.3:
@@ -148,10 +166,7 @@ class SwingUpReset:
         self.catch_angle, self.catch_rate = catch_angle, catch_rate
         self.pos_tol, self.vel_tol, self.hold_s = pos_tol, vel_tol, hold_s
         self.timeout_s = timeout_s
-        a, b = self.model.linearized(period_s)
-        # Q weights: 1 / (acceptable excursion)^2 per state; R: 1 / (force scale)^2
-        q = np.diag([1 / 0.1**2, 1 / 0.05**2, 1 / 0.5**2, 1 / 1.0**2])
-        self.k = dlqr(a, b, q, np.array([[1 / 3.0**2]]))[0]  # (4,)
+        self.k = balance_gain(self.model, period_s, tuple(lqr_scales))  # type: ignore[arg-type]
         self.catching = False
         self.e_bias = 0.0  # learned correction of the energy target (see _track_apex)
         self._last: tuple[float, float] | None = None
@@ -194,19 +209,23 @@ class SwingUpReset:
 
     def _track_apex(self, th: float, thd: float) -> None:
         """Correct the energy target from what the swing did (the model's energy is off by the
-        unknown payload and friction): a swing that turned back short of the top at theta_a
-        lacked (1 - cos theta_a) of m g l; one that went over the top had the kinetic energy
-        it passed the top with to spare."""
+        unknown payload, and friction takes some of what is pumped in). At an apex theta' = 0,
+        so the true energy is exactly cos(theta_a) - 1: a swing that turned back in the upper
+        half at theta_a lacked (1 - cos theta_a) of m g l; one that went over the top had the
+        kinetic energy it passed the top with to spare. A fraction ``apex_gain`` of either is
+        corrected per swing (integral action). The correction stays within [-0.5, 1]: a target
+        of -0.5 still swings the pole into the upper half, where its apexes correct it."""
         if self._last is None:
             return
         th0, thd0 = self._last
-        upper = abs(th) < math.pi / 2
-        if upper and thd0 * thd < 0.0:  # turned back in the upper half
+        if abs(th) >= math.pi / 2:
+            return
+        if thd0 * thd < 0.0:  # turned back in the upper half
             self.e_bias += self.apex_gain * (1.0 - math.cos(th))
-        elif upper and th0 * th < 0.0 and abs(th - th0) < 1.0:  # passed over the top
+        elif th0 * th < 0.0 and abs(th - th0) < 1.0:  # passed over the top
             md = self.model
             self.e_bias -= self.apex_gain * 0.5 * md.inertia * thd**2 / (md.pole_mass * md.g * md.com)
-        self.e_bias = float(np.clip(self.e_bias, -1.0, 1.0))
+        self.e_bias = float(np.clip(self.e_bias, -0.5, 1.0))
 
     def settled(self, q: np.ndarray, dq: np.ndarray) -> bool:
         """Every joint within pos_tol of the start and slower than vel_tol."""
@@ -239,7 +258,9 @@ class SwingUpReset:
             if t > self.timeout_s:
                 raise ResetError(
                     f"the swing-up did not settle the pole upright in {self.timeout_s:g} s (pole "
-                    f"at {float(_wrap(np.array(s.q[1]))):.2f} rad, cart at {s.q[0]:.2f} m). Check "
+                    f"at {float(_wrap(np.array(s.q[1]))):.2f} rad, cart at {s.q[0]:.2f} m, energy "
+                    f"{self.energy(float(s.q[1]), float(s.dq[1])):.2f} of target "
+                    f"{self.energy_target + self.e_bias:.2f} m g l). Check "
                     "the rail is clear and the pole swings freely, or reset it by hand")
             loop.wait()
             steps += 1
