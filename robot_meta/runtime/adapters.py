@@ -54,6 +54,7 @@ class Adapter:
         self.z = np.zeros(self.latent_dim, dtype=np.float32)
         self.mode = "prior"
         self.oracle_z: np.ndarray | None = None
+        self.learning = False  # set per rollout: whether the rollout feeds the adaptation
 
     def begin(self, mode: str) -> None:
         """Start a rollout in ``mode``."""

@@ -120,7 +120,7 @@ class GradientAdapter(Adapter):
             )
         self.spec = spec
         self.rng = np.random.default_rng(seed)
-        self.rollouts: list[dict[str, np.ndarray]] = []
+        self.rollouts: list[dict[str, Any]] = []  # obs, actions, logp, rewards: tensors
         self.returns: list[float] = []
         self.adapted: Policy | None = None  # onnxruntime policy of theta'
         self.adapted_dir: Path | None = None

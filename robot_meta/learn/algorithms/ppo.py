@@ -70,7 +70,7 @@ class PPO(Algorithm):
     """
 
     name = "ppo"
-    phases = ("ppo",)
+    phases: tuple[str, ...] = ("ppo",)
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
         super().__init__(cfg, spec, device)

@@ -33,6 +33,7 @@ class HistoryEncoder(nn.Module):
         for m in self.conv:
             if isinstance(m, nn.Conv1d):  # seeded init (no global RNG), as in MLP
                 nn.init.orthogonal_(m.weight, gain=math.sqrt(2.0), generator=generator)
+                assert m.bias is not None
                 nn.init.zeros_(m.bias)
         t = history
         for _ in range(2):

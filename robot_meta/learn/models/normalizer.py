@@ -17,6 +17,10 @@ class EmpiricalNormalizer(nn.Module):
         M2' = var * n + var_b * n_b + delta^2 * n * n_b / n',  var' = M2' / n'.
     """
 
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, dim: int, eps: float = 1e-4, clip: float = 10.0):
         super().__init__()
         self.eps, self.clip = eps, clip
