@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robot_meta.errors import UserError
 from robot_meta.runtime.control_loop import ControlLoop
+
+if TYPE_CHECKING:
+    from robot_meta.runtime.swing_up import SwingUpReset
 
 
 class ResetError(UserError):
@@ -54,7 +57,7 @@ def _upright_passive(hw: Any, q_start: np.ndarray) -> list[int]:
             and abs(float(_wrap(np.array(q_start[k] - math.pi)))) > 0.3]
 
 
-def make_reset(robot: Any, q_start: np.ndarray) -> Any:
+def make_reset(robot: Any, q_start: np.ndarray) -> ResetController | SwingUpReset:
     """The reset controller for ``q_start``: the cartpole's swing-up when its pole must start
     upright, else :class:`ResetController`. Both have ``run() -> ResetResult``."""
     q_start = np.asarray(q_start, dtype=float)

@@ -149,7 +149,7 @@ class SwingUpReset:
                  center_gain: float = 1.0, center_damping: float = 2.0,
                  catch_angle: float = 0.35, catch_rate: float = 3.0,
                  rail: float = 0.45, apex_gain: float = 0.6,
-                 lqr_scales: tuple[float, ...] = (0.1, 0.05, 0.5, 1.0, 3.0),
+                 lqr_scales: tuple[float, float, float, float, float] = (0.1, 0.05, 0.5, 1.0, 3.0),
                  pos_tol: float = 0.05, vel_tol: float = 0.2, hold_s: float = 0.5,
                  timeout_s: float = 60.0):
         self.robot = robot
@@ -166,7 +166,7 @@ class SwingUpReset:
         self.catch_angle, self.catch_rate = catch_angle, catch_rate
         self.pos_tol, self.vel_tol, self.hold_s = pos_tol, vel_tol, hold_s
         self.timeout_s = timeout_s
-        self.k = balance_gain(self.model, period_s, tuple(lqr_scales))  # type: ignore[arg-type]
+        self.k = balance_gain(self.model, period_s, lqr_scales)
         self.catching = False
         self.e_bias = 0.0  # learned correction of the energy target (see _track_apex)
         self._last: tuple[float, float] | None = None
