@@ -4,6 +4,11 @@ Linux delays every timed sleep of a thread by up to its *timer slack* (50 us by 
 a sleep can overshoot by a scheduler tick under load. :func:`sleep_until` sleeps to within
 ``spin_s`` of the deadline, then spins on the clock; :func:`set_timer_slack` shrinks the slack
 of the calling thread (Linux only; a no-op elsewhere).
+
+Two machine-wide settings a real-time control computer makes, for the duration of a block of
+work (both need root, and are undone after): :func:`cpu_latency_limit` keeps idle CPUs from
+halting, :func:`boost_tty_workers` puts the kernel threads that carry serial bytes above the
+control loop. ``robot-meta bench bus`` uses both; BENCHMARKS.md shows what each is worth.
 """
 
 from __future__ import annotations
