@@ -59,7 +59,8 @@ def boost_tty_workers(priority: int = 90) -> list[tuple[int, int, int]]:
     for the same reason. Needs CAP_SYS_NICE; threads it may not change are left as they are.
 
     Returns ``[(pid, policy, priority)]`` as they were, for :func:`restore_scheduling`.
-    Threads the kernel starts later are not covered.
+    Threads the kernel starts later are not covered, and a process killed before restoring
+    leaves the threads raised (harmless, until they exit or the machine reboots).
     """
     if not sys.platform.startswith("linux"):
         return []
