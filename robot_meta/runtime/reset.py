@@ -20,6 +20,7 @@ The reset ends when every joint is within ``pos_tol`` of its start and moves slo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,47 @@ class ResetResult:
 def _wrap(x: np.ndarray) -> np.ndarray:
     """Angles to (-pi, pi]."""
     return np.asarray((x + math.pi) % (2 * math.pi) - math.pi)
+
+
+def revolute_mask(hw: Any) -> np.ndarray:
+    """True for the revolute joints of a hardware map (their errors wrap)."""
+    return np.array([j.kind == "revolute" for j in hw.joints])
+
+
+def pose_error(revolute: np.ndarray, q_start: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """q_start - q per joint, revolute joints (``revolute_mask``) wrapped to (-pi, pi]."""
+    e = q_start - q
+    return np.where(revolute, _wrap(e), e)
+
+
+def settle_loop(robot: Any, period_s: float, hold_s: float, timeout_s: float,
+                cycle: Callable[[Any], tuple[bool, np.ndarray]],
+                timed_out: Callable[[Any, np.ndarray], str]) -> ResetResult:
+    """The loop every reset shares: turn torque on if it is off, then every ``period_s`` read
+    the joints and call ``cycle(state) -> (settled, pose error)``, which writes the command.
+    Returns once ``cycle`` has reported settled for ``hold_s`` without a break; raises
+    :class:`ResetError` with ``timed_out(state, error)`` after ``timeout_s``."""
+    if not robot.torque_on:  # the previous rollout ended with torque off
+        robot.enable()
+    loop = ControlLoop(period_s)
+    settled_since: float | None = None
+    t = 0.0
+    steps = 0
+    loop.start()
+    while True:
+        s = robot.read_state()
+        ok, err = cycle(s)
+        if ok:
+            settled_since = t if settled_since is None else settled_since
+            if t - settled_since >= hold_s:
+                return ResetResult(t, steps, s.q.tolist(), err.tolist())
+        else:
+            settled_since = None
+        if t > timeout_s:
+            raise ResetError(timed_out(s, err))
+        loop.wait()
+        steps += 1
+        t = steps * period_s
 
 
 def _upright_passive(hw: Any, q_start: np.ndarray) -> list[int]:
@@ -106,7 +148,7 @@ class ResetController:
         self.period_s = period_s
         self.act = [k for k, j in enumerate(hw.joints) if j.actuated]
         self.passive = [k for k, j in enumerate(hw.joints) if not j.actuated]
-        self.revolute = np.array([j.kind == "revolute" for j in hw.joints])
+        self.revolute = revolute_mask(hw)
         self.effort_limit = np.array([hw.joints[k].effort_limit for k in self.act])
         self.kp = self.effort_limit / full_effort_error
         self.kd = damping_time * self.kp
@@ -123,50 +165,33 @@ class ResetController:
                              "motors cannot reach it (make_reset swings a cartpole's pole up). "
                              "Reset it by hand or pick another task")
 
-    def _error(self, q: np.ndarray) -> np.ndarray:
-        e = self.q_start - q
-        return np.where(self.revolute, _wrap(e), e)
-
     def run(self) -> ResetResult:
         """Drive to the start state; returns when settled, raises ResetError on timeout."""
-        robot = self.robot
-        if not robot.torque_on:  # the previous rollout ended with torque off
-            robot.enable()
-        loop = ControlLoop(self.period_s)
-        s = robot.read_state()
-        ref = s.q[self.act].copy()
         goal = self.q_start[self.act]
+        w = self.watched
+        step = self.max_speed * self.period_s
+        lim = 0.3 * self.effort_limit / self.ki
+        ref: np.ndarray | None = None  # the reference r, starting where the joints are
         integ = np.zeros(len(self.act))
-        settled_since: float | None = None
-        t = 0.0
-        steps = 0
-        loop.start()
-        while True:
-            s = robot.read_state()
+
+        def cycle(s: Any) -> tuple[bool, np.ndarray]:
+            nonlocal ref, integ
+            ref = s.q[self.act].copy() if ref is None else ref
             # r moves toward the goal at max_speed: r += clip(goal - r, -v T, v T)
-            step = self.max_speed * self.period_s
             ref = ref + np.clip(goal - ref, -step, step)
             e_ref = ref - s.q[self.act]
-            integ = np.clip(integ + e_ref * self.period_s, -0.3 * self.effort_limit / self.ki,
-                            0.3 * self.effort_limit / self.ki)
+            integ = np.clip(integ + e_ref * self.period_s, -lim, lim)
             tau = self.kp * e_ref - self.kd * s.dq[self.act] + self.ki * integ
-            robot.write_efforts(np.clip(tau, -self.effort_limit, self.effort_limit))
-            err = self._error(s.q)
-            w = self.watched
-            ok = bool(np.all(np.abs(err[w]) < self.pos_tol) and np.all(np.abs(s.dq[w]) < self.vel_tol))
-            if ok:
-                settled_since = t if settled_since is None else settled_since
-                if t - settled_since >= self.hold_s:
-                    return ResetResult(t, steps, s.q.tolist(), err.tolist())
-            else:
-                settled_since = None
-            if t > self.timeout_s:
-                names = [j.joint for j in robot.hw.joints]
-                worst = int(np.argmax(np.abs(err) / self.pos_tol + np.abs(s.dq) / self.vel_tol))
-                raise ResetError(
-                    f"reset did not settle in {self.timeout_s:g} s: joint {names[worst]!r} is at "
+            self.robot.write_efforts(np.clip(tau, -self.effort_limit, self.effort_limit))
+            err = pose_error(self.revolute, self.q_start, s.q)
+            return bool(np.all(np.abs(err[w]) < self.pos_tol)
+                        and np.all(np.abs(s.dq[w]) < self.vel_tol)), err
+
+        def timed_out(s: Any, err: np.ndarray) -> str:
+            names = [j.joint for j in self.robot.hw.joints]
+            worst = int(np.argmax(np.abs(err) / self.pos_tol + np.abs(s.dq) / self.vel_tol))
+            return (f"reset did not settle in {self.timeout_s:g} s: joint {names[worst]!r} is at "
                     f"{s.q[worst]:.3f} (start {self.q_start[worst]:.3f}) moving at "
                     f"{s.dq[worst]:.3f}. Check that nothing blocks it and the calibration")
-            loop.wait()
-            steps += 1
-            t = steps * self.period_s
+
+        return settle_loop(self.robot, self.period_s, self.hold_s, self.timeout_s, cycle, timed_out)

@@ -39,8 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from robot_meta.runtime.control_loop import ControlLoop
-from robot_meta.runtime.reset import ResetError, ResetResult, _wrap
+from robot_meta.runtime.reset import (
+    ResetError,
+    ResetResult,
+    _wrap,
+    pose_error,
+    revolute_mask,
+    settle_loop,
+)
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ class SwingUpReset:
         self.period_s = period_s
         self.model = model or CartPoleModel.nominal()
         self.effort_limit = float(robot.hw.joints[0].effort_limit)
+        self.revolute = revolute_mask(robot.hw)
         self.a_max = a_max
         self.energy_gain, self.energy_target = energy_gain, energy_target
         self.center_gain, self.center_damping = center_gain, center_damping
@@ -228,40 +235,27 @@ class SwingUpReset:
         self.e_bias = float(np.clip(self.e_bias, -0.5, 1.0))
 
     def settled(self, q: np.ndarray, dq: np.ndarray) -> bool:
-        """Every joint within pos_tol of the start and slower than vel_tol."""
-        err = np.array([q[0] - self.q_start[0], _wrap(np.array(q[1] - self.q_start[1]))])
+        """Caught, and every joint within pos_tol of the start and slower than vel_tol."""
+        return self._settled(pose_error(self.revolute, self.q_start, q), dq)
+
+    def _settled(self, err: np.ndarray, dq: np.ndarray) -> bool:
         return bool(self.catching and np.all(np.abs(err) < self.pos_tol)
                     and np.all(np.abs(dq) < self.vel_tol))
 
     def run(self) -> ResetResult:
         """Swing up and settle; returns when settled, raises ResetError on timeout."""
-        robot = self.robot
-        if not robot.torque_on:
-            robot.enable()
         self.catching, self.e_bias, self._last = False, 0.0, None
-        loop = ControlLoop(self.period_s)
-        settled_since: float | None = None
-        steps = 0
-        t = 0.0
-        loop.start()
-        while True:
-            s = robot.read_state()
-            robot.write_efforts([self.command(s.q, s.dq)])
-            if self.settled(s.q, s.dq):
-                settled_since = t if settled_since is None else settled_since
-                if t - settled_since >= self.hold_s:
-                    err = [float(s.q[0] - self.q_start[0]),
-                           float(_wrap(np.array(s.q[1] - self.q_start[1])))]
-                    return ResetResult(t, steps, s.q.tolist(), err)
-            else:
-                settled_since = None
-            if t > self.timeout_s:
-                raise ResetError(
-                    f"the swing-up did not settle the pole upright in {self.timeout_s:g} s (pole "
+
+        def cycle(s: Any) -> tuple[bool, np.ndarray]:
+            self.robot.write_efforts([self.command(s.q, s.dq)])
+            err = pose_error(self.revolute, self.q_start, s.q)
+            return self._settled(err, s.dq), err
+
+        def timed_out(s: Any, err: np.ndarray) -> str:
+            return (f"the swing-up did not settle the pole upright in {self.timeout_s:g} s (pole "
                     f"at {float(_wrap(np.array(s.q[1]))):.2f} rad, cart at {s.q[0]:.2f} m, energy "
                     f"{self.energy(float(s.q[1]), float(s.dq[1])):.2f} of target "
-                    f"{self.energy_target + self.e_bias:.2f} m g l). Check "
-                    "the rail is clear and the pole swings freely, or reset it by hand")
-            loop.wait()
-            steps += 1
-            t = steps * self.period_s
+                    f"{self.energy_target + self.e_bias:.2f} m g l). Check the rail is clear and "
+                    "the pole swings freely, or reset it by hand")
+
+        return settle_loop(self.robot, self.period_s, self.hold_s, self.timeout_s, cycle, timed_out)
