@@ -184,11 +184,12 @@ def cpu_stalls(cpus: list[int | None], seconds: float = 3.0, chunk_s: float = 0.
 
 def _steal_ms() -> float:
     """CPU time the hypervisor gave to others while this VM wanted it, summed over the CPUs
-    (the ``steal`` column of /proc/stat, in 10 ms ticks; 0 on bare metal or elsewhere)."""
+    (the ``steal`` column of /proc/stat, in clock ticks; 0 on bare metal or elsewhere)."""
     try:
         with open("/proc/stat") as f:
             cpu = f.readline().split()
-        return 10.0 * int(cpu[8]) if cpu[0] == "cpu" and len(cpu) > 8 else 0.0
+        tick_ms = 1e3 / os.sysconf("SC_CLK_TCK")
+        return tick_ms * int(cpu[8]) if cpu[0] == "cpu" and len(cpu) > 8 else 0.0
     except (OSError, ValueError):
         return 0.0
 
