@@ -58,6 +58,7 @@ from robot_meta.hardware.timing import (
     cpu_latency_limit,
     restore_scheduling,
     set_timer_slack,
+    steal_ms,
 )
 
 
@@ -182,18 +183,6 @@ def cpu_stalls(cpus: list[int | None], seconds: float = 3.0, chunk_s: float = 0.
             "stall_max_ms": round(float(g.max() * 1e3) if len(g) else 0.0, 3)}
 
 
-def _steal_ms() -> float:
-    """CPU time the hypervisor gave to others while this VM wanted it, summed over the CPUs
-    (the ``steal`` column of /proc/stat, in clock ticks; 0 on bare metal or elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            cpu = f.readline().split()
-        tick_ms = 1e3 / os.sysconf("SC_CLK_TCK")
-        return tick_ms * int(cpu[8]) if cpu[0] == "cpu" and len(cpu) > 8 else 0.0
-    except (OSError, ValueError):
-        return 0.0
-
-
 def start_emulator(robot: str, baud: int, realtime: bool, port_kind: str = "pty",
                    cpu: int | None = 0) -> tuple[subprocess.Popen[str], str, bool]:
     """The emulator in its own process on ``port_kind`` (``pty`` or ``tcp:0``), real-time and
@@ -302,9 +291,9 @@ def _run(robot: str, seconds: float, rate: float, baud: int, realtime: bool, cyc
         time.sleep(0.3)  # let the emulator settle
         ids = [j.motor_id for j in load_hardware_map(robot).joints]
         cyc = bus_cycle(url, baud, ids, cycles)
-        steal0 = _steal_ms()
+        steal0 = steal_ms()
         loop = control_loop(url, baud, robot, seconds, rate)
-        loop["steal_ms"] = round(_steal_ms() - steal0, 1)
+        loop["steal_ms"] = round(steal_ms() - steal0, 1)
     finally:
         proc.terminate()
         try:

@@ -31,29 +31,36 @@ from typing import Any
 
 import numpy as np
 
+from robot_meta.hardware.timing import steal_ms
+
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 
-def _time_loop(fn: Any, seconds: float) -> tuple[int, float]:
-    """Call fn() until `seconds` elapse; return (calls, elapsed)."""
-    n, t0 = 0, time.perf_counter()
+def _time_loop(fn: Any, seconds: float, steal: list[float]) -> tuple[int, float]:
+    """Call fn() until `seconds` elapse; return (calls, elapsed). Appends to steal the share
+    of the two CPUs' time the hypervisor took meanwhile, in percent."""
+    n, s0, t0 = 0, steal_ms(), time.perf_counter()
     while True:
         fn()
         n += 1
         dt = time.perf_counter() - t0
         if dt >= seconds:
+            steal.append(100.0 * (steal_ms() - s0) / (1e3 * dt * (os.cpu_count() or 1)))
             return n, dt
 
 
 class _MLP:
-    """A numpy tanh MLP policy with random weights (the cost of a real small policy)."""
+    """A numpy tanh MLP policy with random weights: the cost of a real small policy. float32,
+    like the stack's trained policies (torch's default dtype, and the ONNX bundles'); the
+    env's float64 observations are cast on the way in, as a policy wrapper does."""
 
     def __init__(self, nin: int, nout: int, rng: np.random.Generator, hidden: int = 64):
-        self.w = [rng.normal(0, 1 / np.sqrt(a), (a, b)) for a, b in
+        self.w = [rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32) for a, b in
                   ((nin, hidden), (hidden, hidden), (hidden, nout))]
-        self.b = [np.zeros(b) for b in (hidden, hidden, nout)]
+        self.b = [np.zeros(b, dtype=np.float32) for b in (hidden, hidden, nout)]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32)
         for w, b in zip(self.w[:-1], self.b[:-1], strict=True):
             x = np.tanh(x @ w + b)
         return np.asarray(np.tanh(x @ self.w[-1] + self.b[-1]))
@@ -117,14 +124,16 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) ->
 
     raw(), raw_per_step(), closed(), dm_step()  # warm up
     a, a1, b, c = [], [], [], []
+    steal_a: list[float] = []
+    steal_b: list[float] = []
     for _ in range(rounds):
-        n, dt = _time_loop(raw, seconds)
+        n, dt = _time_loop(raw, seconds, steal_a)
         a.append(n * num_envs * nstep / dt)
-        n, dt = _time_loop(raw_per_step, seconds)
+        n, dt = _time_loop(raw_per_step, seconds, [])
         a1.append(n * num_envs * nstep / dt)
-        n, dt = _time_loop(closed, seconds)
+        n, dt = _time_loop(closed, seconds, steal_b)
         b.append(n * num_envs / dt)
-        n, dt = _time_loop(dm_step, seconds)
+        n, dt = _time_loop(dm_step, seconds, [])
         c.append(n / dt)
     pool.close()
     env.close()
@@ -151,6 +160,13 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) ->
         "env_vs_raw_per_step": env_phys / raw1_phys,
         "env_vs_dm_control": env_sps / dm_sps,
         "env_vs_dm_control_simtime": (env_sps * env.control_dt) / (dm_sps * dm_dt),
+        # Per round, the ratio of that round's (b) to its (a), and the hypervisor's steal (%
+        # of both CPUs) during each: a loaded host slows the closed loop more than the open one.
+        "raw_rollout_physics_sps_rounds": [round(x) for x in a],
+        "env_physics_sps_rounds": [round(x * be.nsub) for x in b],
+        "env_vs_raw_rounds": [round(x * be.nsub / y, 3) for x, y in zip(b, a, strict=True)],
+        "steal_pct_raw_rounds": [round(x, 2) for x in steal_a],
+        "steal_pct_env_rounds": [round(x, 2) for x in steal_b],
         "rounds": rounds,
         "seconds_per_measure": seconds,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",

@@ -250,10 +250,10 @@ def export_bundle(modules: dict[str, nn.Module], info: ExportInfo, out_dir: str 
                     "robot_meta.history_length": str(info.history_length),
                     "robot_meta.task": info.task, "robot_meta.family": info.family,
                     "robot_meta.inputs": ",".join(io.names), "robot_meta.outputs": ",".join(io.outputs)}
-            export_onnx(wrapped, io, tmp / fname, meta)
+            precision = export_onnx(wrapped, io, tmp / fname, meta)
             shapes = {n: ["batch", *x.shape[1:]] for n, x in zip(io.names, io.parity[0], strict=True)}
             files[fname] = FileEntry(sha256=sha256_file(tmp / fname), role=role, inputs=shapes,
-                                     outputs={n: [] for n in io.outputs})
+                                     outputs={n: [] for n in io.outputs}, precision=precision)
         manifest = build_manifest(info, files)
         (tmp / MANIFEST).write_text(manifest.to_json())
         for p in tmp.iterdir():  # no stray external-data files may hide in a bundle

@@ -8,6 +8,7 @@ input and output names of its role (see ``robot_meta.runtime.manifest.ROLES``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from dataclasses import dataclass
@@ -80,6 +81,22 @@ class _Recurrent(nn.Module):
         return action, h_out
 
 
+class _Float64(nn.Module):
+    """A module computed in float64 behind float32 inputs and outputs (Cast nodes at the
+    edges of the graph), for modules whose float32 rounding alone exceeds the parity limit.
+    It goes inside a role wrapper (see :func:`widen`), whose signature torch.export reads."""
+
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = copy.deepcopy(m).double()
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        out = self.m(*[x.double() for x in xs])
+        if isinstance(out, tuple | list):
+            return tuple(o.float() for o in out)
+        return out.float()
+
+
 @dataclass
 class RoleIO:
     """Example inputs of one role, used for tracing and for the parity check."""
@@ -104,13 +121,47 @@ def wrap(role: str, module: nn.Module, latent_dim: int) -> nn.Module:
     raise ExportError(f"no ONNX wrapper for role {role!r}")
 
 
-def export_onnx(module: nn.Module, io: RoleIO, path: Path, metadata: dict[str, str]) -> None:
+def widen(wrapped: nn.Module) -> nn.Module:
+    """A copy of a role wrapper (see :func:`wrap`) whose module computes in float64."""
+    inner = wrapped.m
+    assert isinstance(inner, nn.Module)
+    wide = copy.copy(wrapped)  # a shallow copy: the role's signature, its own submodule dict
+    wide._modules = dict(wrapped._modules)
+    wide.m = _Float64(inner)
+    return wide.eval()
+
+
+def export_onnx(module: nn.Module, io: RoleIO, path: Path, metadata: dict[str, str]) -> str:
     """Export, embed metadata, check with ``onnx.checker`` (full check), and verify parity
     with torch in onnxruntime (max abs error <= 1e-5 on every parity batch).
+
+    Returns the precision of the graph's arithmetic: ``float32``, or ``float64`` when the
+    float32 module is itself further than the parity limit from the same module in float64
+    (a trained network with large pre-activations, e.g. a saturated tanh encoder, rounds its
+    way past 1e-5). Then no float32 graph can meet the contract, so the graph computes in
+    float64 between float32 inputs and outputs, and parity is checked against the float64
+    module. A float32 module that is accurate but disagrees with onnxruntime is an export
+    bug, and is refused.
 
     Raises :class:`ExportError` naming the worst offending input when parity fails.
     """
     module = module.eval()
+    _write_onnx(module, io, path, metadata | {"robot_meta.precision": "float32"})
+    try:
+        check_parity(module, path, io)
+        return "float32"
+    except ExportError:
+        rounding = float32_rounding(module, io)
+        if rounding <= PARITY_ATOL:
+            raise
+    wide = widen(module)
+    _write_onnx(wide, io, path, metadata | {"robot_meta.precision": "float64"})
+    check_parity(wide, path, io)
+    return "float64"
+
+
+def _write_onnx(module: nn.Module, io: RoleIO, path: Path, metadata: dict[str, str]) -> None:
+    """torch.onnx.export (dynamo) to one file, with metadata, passing onnx.checker."""
     dims = {name: torch.export.Dim(name, min=1, max=1 << 16) for ax in io.dynamic.values()
             for name in ax.values()}
     # positional, in input order (wrappers may take *args, so names cannot key them)
@@ -135,7 +186,22 @@ def export_onnx(module: nn.Module, io: RoleIO, path: Path, metadata: dict[str, s
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as e:
         raise ExportError(f"{path.name}: onnx.checker rejects the export: {e}") from e
-    check_parity(module, path, io)
+
+
+def float32_rounding(module: nn.Module, io: RoleIO) -> float:
+    """Max abs difference between the module in float32 and in float64 over the parity
+    batches: how far float32 arithmetic alone takes this module from its exact output."""
+    wide = widen(module)
+    worst = 0.0
+    with torch.no_grad():
+        for batch in io.parity:
+            xs = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for x in batch]
+            a, b = module(*xs), wide(*xs)
+            for r, w in zip(a if isinstance(a, tuple | list) else (a,),
+                            b if isinstance(b, tuple | list) else (b,), strict=True):
+                err = np.nan_to_num(np.abs(r.numpy() - w.numpy()), nan=np.inf)
+                worst = max(worst, float(err.max()) if err.size else 0.0)
+    return worst
 
 
 def check_parity(module: nn.Module, path: Path, io: RoleIO) -> float:

@@ -9,6 +9,7 @@ Two machine-wide settings a real-time control computer makes, for the duration o
 work (both need root, and are undone after): :func:`cpu_latency_limit` keeps idle CPUs from
 halting, :func:`boost_tty_workers` puts the kernel threads that carry serial bytes above the
 control loop. ``robot-meta bench bus`` uses both; BENCHMARKS.md shows what each is worth.
+:func:`steal_ms` reads what a virtual machine's host took meanwhile, to attribute what is left.
 """
 
 from __future__ import annotations
@@ -112,3 +113,15 @@ def cpu_latency_limit(us: int = 0) -> Iterator[bool]:
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def steal_ms() -> float:
+    """CPU time the hypervisor gave to others while this VM wanted it, summed over the CPUs
+    (the ``steal`` column of /proc/stat, in clock ticks; 0 on bare metal or elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            cpu = f.readline().split()
+        tick_ms = 1e3 / os.sysconf("SC_CLK_TCK")
+        return tick_ms * int(cpu[8]) if cpu[0] == "cpu" and len(cpu) > 8 else 0.0
+    except (OSError, ValueError):
+        return 0.0

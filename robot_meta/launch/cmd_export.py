@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(manifest.to_json())
     else:
-        files = ", ".join(f"{n} ({e.role})" for n, e in manifest.files.items())
+        files = ", ".join(f"{n} ({e.role}{', float64 inside' if e.precision != 'float32' else ''})"
+                          for n, e in manifest.files.items())
         print(f"bundle {args.out}: {manifest.robot} {manifest.method}, {files}; parity <= 1e-5 "
               f"verified{'; signed by ' + signer[:16] + '...' if signer else ''}")
     return 0

@@ -55,6 +55,7 @@ class FileEntry:
     role: str = ""  # one of ROLES for ONNX files, "" for others
     inputs: dict[str, list[int | str]] = field(default_factory=dict)
     outputs: dict[str, list[int | str]] = field(default_factory=dict)
+    precision: str = "float32"  # the graph's arithmetic; inputs and outputs are float32 always
 
 
 @dataclass
