@@ -14,7 +14,7 @@ class Agent:
 
         agent.reset_task()                      # forget everything: back to the prior
         for each rollout:
-            agent.begin_episode(mode)           # prior | adapt | oracle
+            agent.begin_episode(mode)           # prior | adapt | oracle (| explore)
             loop: a = agent.act(obs, e); ...; agent.observe(obs, a, r, next_obs, mask)
             agent.end_episode()                 # fold the rollout into the adaptation state
 
@@ -23,12 +23,18 @@ class Agent:
       (and, for online encoders, the current rollout);
     * ``oracle``: the latent of the true factors e (RMA: mu(e)); methods without a privileged
       encoder set ``oracle_warmup`` > 0 and the evaluator first runs that many adaptation
-      rollouts (the closest equivalent: the posterior given plenty of data).
+      rollouts (the closest equivalent: the posterior given plenty of data);
+    * ``explore`` (only when ``explore_mode`` says so): a data-collection rollout. Methods
+      whose adaptation learns from rollouts of a fixed exploration policy (the MAML family:
+      k rollouts of the pre-update policy theta, then a gradient step, as meta-training's inner
+      loop does) collect their data in ``explore`` rollouts, and their ``adapt`` rollouts only
+      score the adapted policy.
 
     ``e`` (the privileged factors) is only read in ``oracle`` mode.
     """
 
     oracle_warmup: int = 0
+    explore_mode: str = "adapt"  # the mode of the rollouts the adaptation learns from
 
     def reset_task(self) -> None:
         raise NotImplementedError

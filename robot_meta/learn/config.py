@@ -325,9 +325,10 @@ def config_from_dict(data: dict[str, Any], where: str = "config",
             setattr(obj, k, _coerce(v, hints[k], f"{where}: [{sec}].{k}"))
     for sec in sections:
         getattr(cfg, sec).validate(f"{where}: [{sec}]")
-    if cfg.run.algorithm in ("fomaml", "reptile") and cfg.meta.meta_sgd:
-        raise ConfigError(f"{where}: [meta].meta_sgd: learned inner rates need the second-order outer "
-                          f"gradient; use algorithm = \"maml\" or set meta_sgd = false")
+    if cfg.run.algorithm == "reptile" and cfg.meta.meta_sgd:
+        raise ConfigError(f"{where}: [meta].meta_sgd: Reptile has no outer loss through the inner step "
+                          f"to learn rates from; use algorithm = \"maml\" or \"fomaml\", or set "
+                          f"meta_sgd = false")
     if cfg.run.algorithm in GRADIENT_METHODS:
         need = cfg.meta.meta_batch * cfg.meta.inner_rollouts
         if cfg.run.num_envs != need:

@@ -96,7 +96,10 @@ class SettingResult:
 def evaluate_setting(env: Any, agent: Agent, baseline: Agent | None, rollouts: Sequence[int],
                      seed: int) -> SettingResult:
     """All columns on the env's fixed tasks. Rollout j of the adaptation sequence uses the
-    state that rollouts 0..j-1 produced, so adapted[k] is the return of rollout k.
+    state that rollouts 0..j-1 produced, so adapted[k] is the return of rollout k. For agents
+    that learn from separate exploration rollouts (``explore_mode == "explore"``: the MAML
+    family), the scored rollouts teach nothing: adapted[k] is the return, on rollout k's seed,
+    of the policy adapted on k exploration rollouts, run in between on seeds of their own.
 
     The gain adapted[k] - zero-shot is paired (common random numbers): for each k a zero-shot
     rollout runs with rollout k's seed (same start states, sensor noise and agent noise), so the
@@ -115,14 +118,17 @@ def evaluate_setting(env: Any, agent: Agent, baseline: Agent | None, rollouts: S
         paired[k] = zero if k == 0 else run_episode(env, agent, "prior", s(k))
     agent.reset_task()
     seq, unc = [], {}
+    separate = agent.explore_mode != "adapt"
     for j in range(kmax + 1):
         u = agent.uncertainty()
         if u is not None:
             unc[j] = float(np.mean(u))
         seq.append(run_episode(env, agent, "adapt", s(j)))
+        if separate and j < kmax:
+            run_episode(env, agent, agent.explore_mode, s(200 + j))
     agent.reset_task()
     for j in range(agent.oracle_warmup):
-        run_episode(env, agent, "adapt", s(100 + j))
+        run_episode(env, agent, agent.explore_mode, s(100 + j))
     oracle = run_episode(env, agent, "oracle", s(0))
     return SettingResult(robust, zero, {k: seq[k] for k in rollouts}, oracle, unc or None, paired)
 

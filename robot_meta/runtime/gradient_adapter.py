@@ -5,11 +5,12 @@ meta-training used (:mod:`robot_meta.learn.adaptation`): k policy-gradient steps
 alpha on the task's rollouts, advantages from a linear feature baseline (rewards only, no
 critic). A session:
 
-* runs each adaptation rollout with the current params theta', *sampling* a ~ N(mu(o), sigma^2)
-  with theta''s sigma, as meta-training did, so that the recorded log pi_b(a | o) is the
-  density the action was really drawn from (the policy gradient needs exploration; the
-  importance weights need the true behaviour density; the safety layer still clamps what
-  reaches the motors);
+* runs each adaptation rollout with the meta-parameters theta, *sampling* a ~ N(mu(o), sigma^2)
+  with theta's sigma, as meta-training's inner loop collected its data (k rollouts of the
+  pre-update policy, then a gradient step: theta and the meta-learned rates were fitted to
+  steps on exactly such data), so that the recorded log pi_b(a | o) is the density the action
+  was really drawn from (the policy gradient needs exploration; the importance weights need the
+  true behaviour density; the safety layer still clamps what reaches the motors);
 * after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch, and
   writes an *adapted bundle*: the same ONNX graph with the actor's weights replaced, a manifest
   with the new hash and the adaptation's provenance; evaluation rollouts and ``robot-meta run``
@@ -186,12 +187,12 @@ class GradientAdapter(Adapter):
         return self._model
 
     def _sample(self, obs: np.ndarray) -> np.ndarray:
-        """a ~ N(mu_theta'(o), exp(log_std_theta')^2), unclipped, with the current params."""
+        """a ~ N(mu_theta(o), exp(log_std_theta)^2), unclipped: the exploration policy theta."""
         torch = _need_torch()
         from robot_meta.learn.adaptation import action_mean, policy_params
 
         ac, _ = self.model()
-        params = self._params if self._params is not None else policy_params(ac)
+        params = policy_params(ac)
         with torch.no_grad():
             o = torch.as_tensor(np.atleast_2d(obs), dtype=torch.float32)
             mean = action_mean(ac, params, o).numpy()[0].astype(np.float64)
@@ -239,7 +240,7 @@ class GradientAdapter(Adapter):
         from robot_meta.learn.adaptation import Rollouts, log_prob, policy_params
 
         ac, rule = self.model()
-        behavior = self._params if self._params is not None else policy_params(ac)
+        behavior = policy_params(ac)  # theta acted (see _sample)
         obs = torch.as_tensor(np.stack(self._obs))[None]
         act = torch.as_tensor(np.stack(self._act))[None]
         with torch.no_grad():
@@ -268,8 +269,8 @@ class GradientAdapter(Adapter):
         theta = {k: v.detach() for k, v in policy_params(ac).items()}
         adapted = rule.adapt(theta, ro)  # theta' from theta, on every rollout so far
         if not all(bool(torch.isfinite(v).all()) for v in adapted.values()):
-            # Never flash a NaN policy: keep acting with the previous theta' (the rollout stays
-            # recorded, so a later step may still use it).
+            # Never flash a NaN policy: keep the previous theta' (the rollout stays recorded, so
+            # a later step may still use it).
             import warnings
 
             warnings.warn(f"the gradient step on {len(self.rollouts)} rollout(s) is not finite; "

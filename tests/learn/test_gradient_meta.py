@@ -14,7 +14,7 @@ from robot_meta.learn.algorithms.base import EnvSpec
 from tests.run_fixtures import tiny_config
 
 
-def tiny_problem(algorithm: str = "maml", seed: int = 0):
+def tiny_problem(algorithm: str = "maml", seed: int = 0, meta_sgd: bool = False):
     """A 2-observation, 1-action policy in float64 with fixed pre- and post-update data."""
     from robot_meta.learn.algorithms import algorithm_class
 
@@ -22,8 +22,10 @@ def tiny_problem(algorithm: str = "maml", seed: int = 0):
     cfg.model.hidden = [5]
     cfg.run.num_envs = cfg.meta.meta_batch * cfg.meta.inner_rollouts
     cfg.meta.inner_lr = 0.3
+    cfg.meta.meta_sgd = meta_sgd
     algo = algorithm_class(algorithm)(cfg, EnvSpec("cartpole", 2, 1, 3, 10), torch.device("cpu"))
     algo.ac.double()
+    algo.log_lr.double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in algo.ac.parameters():  # O(1) weights, so the curvature term is not negligible
@@ -151,6 +153,42 @@ def test_linear_baseline_advantages_are_normalized_and_masked() -> None:
     assert abs(float(adv[m].std(unbiased=False)) - 1.0) < 1e-6
 
 
+def test_fomaml_learns_its_inner_rates_to_first_order() -> None:
+    """With meta_sgd, FOMAML's theta' is the plain adapted value, d theta'/d theta = I, and the
+    rates get the gradient of L_out(theta - alpha g): for one inner step g does not depend on
+    alpha, so that gradient is exact and matches finite differences in log alpha."""
+    algo, pre, outer = tiny_problem("fomaml", meta_sgd=True)
+    assert algo.cfg.meta.inner_steps == 1
+    names = list(policy_params(algo.ac))
+    theta = {k: v.detach().clone().requires_grad_(True) for k, v in policy_params(algo.ac).items()}
+    rule = algo.rule()
+    adapted = algo.adapt_task(rule, theta, pre, True)
+    plain = rule.adapt(theta, pre)
+    for k in names:
+        torch.testing.assert_close(adapted[k].detach(), plain[k], rtol=1e-12, atol=1e-14)
+    keys = list(algo.log_lr)
+    loss = outer(adapted)
+    g_theta = torch.autograd.grad(loss, [theta[k] for k in names], retain_graph=True)
+    g_rate = torch.autograd.grad(loss, [algo.log_lr[k] for k in keys])
+    v = torch.autograd.grad(outer({k: plain[k].requires_grad_(True) for k in names}),
+                            [plain[k] for k in names])
+    for gt, vk in zip(g_theta, v, strict=True):  # first order: grad L_out at theta'
+        torch.testing.assert_close(gt, vk, rtol=1e-10, atol=1e-12)
+    h = 1e-6
+    for key, g in zip(keys, g_rate, strict=True):
+        def at(delta: float, key: str = key) -> float:
+            with torch.no_grad():
+                algo.log_lr[key] += delta
+            val = float(outer(algo.rule().adapt(theta, pre)).detach())
+            with torch.no_grad():
+                algo.log_lr[key] -= delta
+            return val
+
+        fd = (at(h) - at(-h)) / (2 * h)
+        assert abs(fd - float(g)) < 1e-6, (key, fd, float(g))
+    assert any(abs(float(g)) > 1e-3 for g in g_rate)  # the rates do get a learning signal
+
+
 def test_num_envs_must_match_the_meta_batch() -> None:
     from robot_meta.learn.config import ConfigError, config_from_dict
 
@@ -171,7 +209,8 @@ def test_num_envs_must_match_the_meta_batch() -> None:
 
 
 def adaptation_return(algo, seed: int = 5, tasks: int = 12, k: int = 3) -> float:
-    """Mean return of rollout k after k adaptation rollouts, on fixed held-out cartpole tasks."""
+    """Mean return of the policy adapted on k exploration rollouts, on fixed held-out cartpole
+    tasks."""
     from robot_meta.learn.evaluate import run_episode
     from robot_meta.sim import make_vec_env
     from robot_meta.sim.randomize import load_family, sample_params
@@ -185,7 +224,7 @@ def adaptation_return(algo, seed: int = 5, tasks: int = 12, k: int = 3) -> float
     agent = algo.agent(tasks)
     agent.reset_task()
     for j in range(k):
-        run_episode(env, agent, "adapt", seed + j)
+        run_episode(env, agent, agent.explore_mode, seed + j)
     return float(run_episode(env, agent, "adapt", seed + k).mean())
 
 
@@ -223,3 +262,34 @@ def test_batched_adaptation_equals_per_task_adaptation() -> None:
         want = rule.adapt(theta, ro)
         for k in want:
             torch.testing.assert_close(got[k][i], want[k], rtol=1e-9, atol=1e-11)
+
+
+def test_gradient_agent_learns_only_from_exploration_rollouts() -> None:
+    """The MAML family adapts on rollouts of the pre-update policy theta, as its inner loop
+    was meta-trained: ``explore`` rollouts act with theta and are recorded; ``adapt`` rollouts
+    act with theta' and are not."""
+    from robot_meta.learn.algorithms import algorithm_class
+    from robot_meta.learn.evaluate import run_episode
+    from robot_meta.sim import make_vec_env
+
+    cfg = tiny_config("fomaml")
+    cfg.meta.meta_batch, cfg.meta.inner_rollouts = 4, 1
+    cfg.run.num_envs = 4
+    env = make_vec_env("cartpole", "all", 4, 0, task="balance")
+    spec = EnvSpec("cartpole", env.obs_dim, env.action_dim, env.factor_dim, env.episode_steps)
+    agent = algorithm_class("fomaml")(cfg, spec, torch.device("cpu")).agent(4)
+    assert agent.explore_mode == "explore"
+
+    def acts_with_theta() -> bool:
+        return all(torch.equal(agent.params[k], torch.stack([agent.theta[k]] * 4)) for k in agent.theta)
+
+    agent.reset_task()
+    run_episode(env, agent, "adapt", 1)
+    assert agent.episodes == [] and acts_with_theta()
+    run_episode(env, agent, "explore", 2)
+    assert len(agent.episodes) == 1 and acts_with_theta()
+    run_episode(env, agent, "adapt", 3)
+    assert len(agent.episodes) == 1 and not acts_with_theta()  # theta' from the exploration
+    run_episode(env, agent, "explore", 4)
+    assert len(agent.episodes) == 2 and acts_with_theta()
+    env.close()

@@ -46,15 +46,15 @@ def test_adaptation_matches_the_training_rule_and_writes_a_verified_bundle(
     b = load_bundle(tmp_path / "adapted")  # hashes verified
     assert b.manifest.extra["adapted"]["rollouts"] == 3
 
-    # The learn-side rule on the same data. Rollout j was sampled by the params adapted on
-    # rollouts 0..j-1, so the behavior log-probs follow that sequence.
+    # The learn-side rule on the same data. Every rollout was sampled by theta (the inner
+    # loop's exploration policy), so the behavior log-probs are theta's.
     theta = {k: v.detach() for k, v in policy_params(algo.ac).items()}
     rule = algo.rule()
     params, logps = theta, []
     for j, arr in enumerate(arrays):
         o = torch.as_tensor(arr["obs"], dtype=torch.float32)[None]
         a = torch.as_tensor(arr["commanded"], dtype=torch.float32)[None]
-        logps.append(log_prob(algo.ac, params, o, a)[0].detach())
+        logps.append(log_prob(algo.ac, theta, o, a)[0].detach())
         seen = arrays[: j + 1]
         stack = lambda k, seen=seen: torch.stack([torch.as_tensor(x[k], dtype=torch.float32) for x in seen])  # noqa: E731
         ro = Rollouts(
@@ -110,22 +110,26 @@ def test_auto_picks_gradient_adaptation_for_a_maml_bundle(maml_bundle: tuple[Pat
     assert isinstance(make_adapter(b, "gradient"), GradientAdapter)
 
 
-def test_exploration_samples_from_the_adapted_sigma(maml_bundle: tuple[Path, Any], tmp_path: Path) -> None:
-    """Learning rollouts draw a ~ N(mu_theta', sigma_theta'^2): the recorded behaviour log-prob is
-    the density the action really came from (a bundle-sigma sample scored under theta''s sigma
-    gave importance weights of e^11 on the emulator, and a NaN step)."""
+def test_exploration_samples_from_theta(maml_bundle: tuple[Path, Any], tmp_path: Path) -> None:
+    """Learning rollouts draw a ~ N(mu_theta, sigma_theta^2) whatever theta' is: the data the
+    inner loop was meta-trained on, and the density the recorded behaviour log-prob scores."""
     path, _ = maml_bundle
     ad = GradientAdapter(load_bundle(path), seed=3)
     ad.out_dir = tmp_path / "adapted"
-    from robot_meta.learn.adaptation import policy_params
+    from robot_meta.learn.adaptation import action_mean, policy_params
 
-    ad._params = {k: v.detach().clone() for k, v in policy_params(ad.model()[0]).items()}
-    ad._params["log_std"] = torch.full_like(ad._params["log_std"], -3.0)  # sigma = 0.05
+    theta = policy_params(ad.model()[0])
+    ad._params = {k: v.detach().clone() for k, v in theta.items()}
+    ad._params["log_std"] = torch.full_like(ad._params["log_std"], -3.0)  # an adapted sigma of 0.05
     o = np.asarray(ad.spec["obs_mean"])
     ad.learning = True
     ad.begin("adapt")
     draws = np.array([ad.act(o) for _ in range(400)])
-    assert np.allclose(draws.std(0), np.exp(-3.0), rtol=0.15)
+    sigma = theta["log_std"].detach().exp().numpy()
+    with torch.no_grad():
+        mu = action_mean(ad.model()[0], theta, torch.as_tensor(o[None], dtype=torch.float32)).numpy()[0]
+    assert np.allclose(draws.std(0), sigma, rtol=0.15)
+    assert np.all(np.abs(draws.mean(0) - mu) < 4 * sigma / np.sqrt(400))
 
 
 def test_a_non_finite_step_keeps_the_previous_policy(maml_bundle: tuple[Path, Any], tmp_path: Path) -> None:

@@ -114,9 +114,15 @@ class MAML(Algorithm):
         if not differentiable:
             return rule.adapt(theta, ro)
         if self.first_order:
-            # theta' = theta + stop_grad(theta'_i - theta): d theta'/d theta = I
             adapted = rule.adapt(theta, ro)
-            return {k: theta[k] + (adapted[k] - theta[k].detach()) for k in theta}
+            if isinstance(rule.lr, float | int):
+                # theta' = theta + stop_grad(theta'_i - theta): d theta'/d theta = I
+                return {k: theta[k] + (adapted[k] - theta[k].detach()) for k in theta}
+            # First-order Meta-SGD: theta' = theta - alpha * stop_grad(G), G = (theta - theta'_i)
+            # / alpha the summed inner gradients, so d theta'/d theta = I and
+            # d theta'/d alpha = -G: the outer loss learns the rates without second derivatives.
+            return {k: theta[k] - rule.lr[k] * ((theta[k].detach() - adapted[k]) / rule.lr[k].detach())
+                    for k in theta}
         return rule.adapt(theta, ro, create_graph=True)
 
     # ---- segment -------------------------------------------------------------------------------
@@ -379,7 +385,8 @@ class MAML(Algorithm):
 
 class FOMAML(MAML):
     """First-order MAML: the outer gradient is grad L_out evaluated at theta'_i, without the
-    second-order term through the inner step."""
+    second-order term through the inner step. With ``meta_sgd`` the rates are learned too, to
+    first order (see ``adapt_task``)."""
 
     name = "fomaml"
     first_order = True
@@ -390,10 +397,20 @@ class GradientAgent(Agent):
 
     Every rollout samples actions a ~ pi_theta_n(. | o) (the policy gradient needs exploration;
     the reported returns are those of the stochastic policy, as in MAML). ``prior`` acts with the
-    meta-parameters theta; ``adapt`` with theta'_n = adapt(theta, every rollout of task n since
-    ``reset_task``), recomputed at the start of each rollout; ``oracle`` is ``adapt`` after the
-    evaluator's warm-up rollouts (there is no privileged encoder).
+    meta-parameters theta; ``explore`` acts with theta too and records the rollout (the inner
+    loop's data, collected by the pre-update policy as in meta-training); ``adapt`` acts with
+    theta'_n = adapt(theta, every exploration rollout of task n since ``reset_task``),
+    recomputed at the start of each rollout, and records nothing; ``oracle`` is ``adapt`` after
+    the evaluator's warm-up exploration rollouts (there is no privileged encoder).
+
+    Why not learn from the adapted policies' own rollouts: meta-training fits theta (and, with
+    Meta-SGD, the rates) to steps taken on theta's rollouts. On rollouts of theta'_n the
+    importance ratios pi_theta / pi_theta'_n leave the clip range, and the step the meta-learned
+    rates take from them hurt (arm2 FOMAML with learned rates: +6.9 after one rollout, -16.6
+    after three that way, NaN after ten).
     """
+
+    explore_mode = "explore"
 
     def __init__(
         self, ac: ActorCritic, rule: GradientAdaptation, n: int, device: torch.device, seed: int = 0
@@ -413,7 +430,7 @@ class GradientAgent(Agent):
 
     def begin_episode(self, mode: str) -> None:
         self.mode = mode
-        if mode == "prior" or not self.episodes:
+        if mode in ("prior", "explore") or not self.episodes:
             self.params = stack_params([self.theta] * self.n)
         else:
             self.params = adapt_tasks(self.rule, stack_params([self.theta] * self.n), self.rollouts())
@@ -451,6 +468,6 @@ class GradientAgent(Agent):
         self.cur["mask"].append(torch.as_tensor(mask, dtype=torch.float32))
 
     def end_episode(self) -> None:
-        if self.mode == "prior" or not self.cur["obs"]:
+        if self.mode != "explore" or not self.cur["obs"]:
             return
         self.episodes.append({k: torch.stack(v, 1) for k, v in self.cur.items()})  # (N, T, ...)
