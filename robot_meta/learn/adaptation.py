@@ -20,7 +20,8 @@ does: a few rollouts of the task, then k policy-gradient steps.
   task's own rollouts (Duan et al. 2016), normalized to zero mean and unit variance. It needs no
   critic, so it runs on the robot from rewards alone.
 * theta' = theta - alpha * grad L_in(theta), k times; alpha is a scalar, or one learned rate per
-  parameter tensor (Meta-SGD, layer-wise).
+  parameter tensor (Meta-SGD, layer-wise). Unless ``adapt_std``, log_std's rate is 0: the step
+  moves the mean action mu_theta only, the part of the policy the robot runs.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ class GradientAdaptation:
 
     ``lr`` is alpha: a float, or a mapping parameter name -> learned rate (Meta-SGD); the rates
     may be tensors that require grad, so that meta-training learns them through the inner step.
+    With ``adapt_std`` false, log_std keeps theta's value (rate 0; the mapping may omit it).
     """
 
     ac: ActorCritic
@@ -157,8 +159,11 @@ class GradientAdaptation:
     steps: int = 1
     gamma: float = 0.99
     clip: float = 0.2
+    adapt_std: bool = True
 
     def rate(self, name: str) -> float | torch.Tensor:
+        if name == "log_std" and not self.adapt_std:
+            return 0.0
         return self.lr if isinstance(self.lr, float | int) else self.lr[name]
 
     def adapt(

@@ -172,6 +172,10 @@ class MetaConfig:
     meta_sgd: bool = False  # learn one inner learning rate per parameter tensor (Meta-SGD), from inner_lr
     rate_lr: float = 0.01  # Adam step of the learned log inner rates (fixed; the policy's follows the KL)
     reptile_step: float = 0.5  # epsilon in theta <- theta + epsilon mean_i (theta'_i - theta)
+    # the inner step also moves log sigma. Off (the default) it adapts the mean action only: a
+    # step that narrows sigma raises the sampled return without changing what the robot runs
+    # (the mean), and Meta-SGD learns exactly that (arm2: log-sigma rate 12.6 vs 0.01 for weights)
+    adapt_std: bool = False
     gamma: float = 0.99  # discount of the inner loss's returns-to-go
 
     def validate(self, where: str) -> None:

@@ -181,7 +181,8 @@ class GradientAdapter(Adapter):
             float(lr) if isinstance(lr, int | float) else {k: torch.tensor(float(v)) for k, v in lr.items()}
         )
         rule = GradientAdaptation(
-            ac, rates, steps=int(s["inner_steps"]), gamma=float(s["gamma"]), clip=float(s["clip"])
+            ac, rates, steps=int(s["inner_steps"]), gamma=float(s["gamma"]), clip=float(s["clip"]),
+            adapt_std=bool(s.get("adapt_std", True)),  # bundles before the flag adapted log_std
         )
         self._model = (ac, rule)
         return self._model

@@ -50,6 +50,7 @@ def test_adaptation_matches_the_training_rule_and_writes_a_verified_bundle(
     # loop's exploration policy), so the behavior log-probs are theta's.
     theta = {k: v.detach() for k, v in policy_params(algo.ac).items()}
     rule = algo.rule()
+    assert ad.model()[1].adapt_std is rule.adapt_std is False  # the manifest carries the flag
     params, logps = theta, []
     for j, arr in enumerate(arrays):
         o = torch.as_tensor(arr["obs"], dtype=torch.float32)[None]

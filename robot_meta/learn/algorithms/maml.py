@@ -69,7 +69,7 @@ class MAML(Algorithm):
         ).to(device)
         self.log_lr = torch.nn.ParameterDict()
         if cfg.meta.meta_sgd:
-            for k in policy_params(self.ac):
+            for k in self.adapted_names():
                 self.log_lr[_lr_key(k)] = torch.nn.Parameter(torch.tensor(math.log(cfg.meta.inner_lr)))
         self.lr = cfg.ppo.lr
         groups: list[dict[str, Any]] = [{"params": list(self.ac.parameters()), "lr": self.lr}]
@@ -94,17 +94,25 @@ class MAML(Algorithm):
         return {"fixed_tasks": True}  # the algorithm assigns tasks to envs
 
     # ---- the adaptation rule -------------------------------------------------------------------
+    def adapted_names(self) -> list[str]:
+        """The parameters the inner step moves: the actor's weights, and log_std if adapt_std."""
+        return [k for k in policy_params(self.ac) if k != "log_std" or self.cfg.meta.adapt_std]
+
     def inner_rates(self) -> float | dict[str, torch.Tensor]:
         """alpha: the configured scalar, or the learned per-tensor rates (Meta-SGD)."""
         if not self.cfg.meta.meta_sgd:
             return float(self.cfg.meta.inner_lr)
-        return {k: self.log_lr[_lr_key(k)].exp() for k in policy_params(self.ac)}
+        return {k: self.log_lr[_lr_key(k)].exp() for k in self.adapted_names()}
 
-    def rule(self) -> GradientAdaptation:
-        """The adaptation rule with the current rates (what a bundle records for the robot)."""
+    def rule(self, detach: bool = False) -> GradientAdaptation:
+        """The adaptation rule with the current rates (what a bundle records for the robot);
+        ``detach``: rates as constants, for deployment."""
         m = self.cfg.meta
+        rates = self.inner_rates()
+        if detach and not isinstance(rates, float):
+            rates = {k: v.detach() for k, v in rates.items()}
         return GradientAdaptation(
-            self.ac, self.inner_rates(), steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip
+            self.ac, rates, steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip, adapt_std=m.adapt_std
         )
 
     def adapt_task(
@@ -115,14 +123,18 @@ class MAML(Algorithm):
             return rule.adapt(theta, ro)
         if self.first_order:
             adapted = rule.adapt(theta, ro)
-            if isinstance(rule.lr, float | int):
-                # theta' = theta + stop_grad(theta'_i - theta): d theta'/d theta = I
-                return {k: theta[k] + (adapted[k] - theta[k].detach()) for k in theta}
-            # First-order Meta-SGD: theta' = theta - alpha * stop_grad(G), G = (theta - theta'_i)
-            # / alpha the summed inner gradients, so d theta'/d theta = I and
-            # d theta'/d alpha = -G: the outer loss learns the rates without second derivatives.
-            return {k: theta[k] - rule.lr[k] * ((theta[k].detach() - adapted[k]) / rule.lr[k].detach())
-                    for k in theta}
+            out = {}
+            for k in theta:
+                a = rule.rate(k)
+                if isinstance(a, float | int):
+                    # fixed rate: theta' = theta + stop_grad(theta'_i - theta), d theta'/d theta = I
+                    out[k] = theta[k] + (adapted[k] - theta[k].detach())
+                else:
+                    # First-order Meta-SGD: theta' = theta - alpha * stop_grad(G), G = (theta -
+                    # theta'_i) / alpha the summed inner gradients, so d theta'/d theta = I and
+                    # d theta'/d alpha = -G: the outer loss learns the rates without second derivatives.
+                    out[k] = theta[k] - a * ((theta[k].detach() - adapted[k]) / a.detach())
+            return out
         return rule.adapt(theta, ro, create_graph=True)
 
     # ---- segment -------------------------------------------------------------------------------
@@ -341,6 +353,12 @@ class MAML(Algorithm):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
+        extra = sorted(set(state["log_lr"]) - set(self.log_lr))
+        if extra:
+            raise ConfigError(
+                f"the checkpoint has learned inner rates for {', '.join(extra)}, which this config does "
+                f"not adapt: it was trained with [meta].adapt_std = true; set that in the run's config.toml"
+            )
         self.log_lr.load_state_dict(state["log_lr"])
 
     # ---- deployment ----------------------------------------------------------------------------
@@ -357,6 +375,7 @@ class MAML(Algorithm):
             "inner_steps": m.inner_steps,
             "gamma": m.gamma,
             "clip": self.cfg.ppo.clip,
+            "adapt_std": m.adapt_std,
             "inner_rollouts": m.inner_rollouts,
             "log_std": self.ac.log_std.detach().tolist(),
             # the frozen observation normalizer, so the robot can rebuild pi_theta in torch
@@ -367,12 +386,7 @@ class MAML(Algorithm):
         }
 
     def agent(self, num_envs: int) -> Agent:
-        rates = self.inner_rates()
-        if not isinstance(rates, float):
-            rates = {k: v.detach() for k, v in rates.items()}
-        m = self.cfg.meta
-        rule = GradientAdaptation(self.ac, rates, steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip)
-        agent = GradientAgent(self.ac, rule, num_envs, self.device, seed=self.cfg.run.seed)
+        agent = GradientAgent(self.ac, self.rule(detach=True), num_envs, self.device, seed=self.cfg.run.seed)
         agent.oracle_warmup = self.cfg.eval.oracle_rollouts
         return agent
 
@@ -395,13 +409,15 @@ class FOMAML(MAML):
 class GradientAgent(Agent):
     """Deployment-time agent of the gradient methods, over N parallel tasks.
 
-    Every rollout samples actions a ~ pi_theta_n(. | o) (the policy gradient needs exploration;
-    the reported returns are those of the stochastic policy, as in MAML). ``prior`` acts with the
-    meta-parameters theta; ``explore`` acts with theta too and records the rollout (the inner
-    loop's data, collected by the pre-update policy as in meta-training); ``adapt`` acts with
-    theta'_n = adapt(theta, every exploration rollout of task n since ``reset_task``),
-    recomputed at the start of each rollout, and records nothing; ``oracle`` is ``adapt`` after
-    the evaluator's warm-up exploration rollouts (there is no privileged encoder).
+    ``explore`` samples a ~ pi_theta(. | o) with the meta-parameters theta and records the
+    rollout (the inner loop's data, collected by the pre-update policy as in meta-training; the
+    policy gradient needs the exploration). The scored modes act with the mean action mu(o), as
+    the robot does (an adapted bundle is run deterministically) and as every other method is
+    scored: ``prior`` with theta; ``adapt`` with theta'_n = adapt(theta, every exploration
+    rollout of task n since ``reset_task``), recomputed at the start of each rollout; ``oracle``
+    is ``adapt`` after the evaluator's warm-up exploration rollouts (there is no privileged
+    encoder). Scoring the sampled policy instead would count a narrower sigma after the step as
+    adaptation, and adds the exploration noise to every return.
 
     Why not learn from the adapted policies' own rollouts: meta-training fits theta (and, with
     Meta-SGD, the rates) to steps taken on theta's rollouts. On rollouts of theta'_n the
@@ -452,6 +468,8 @@ class GradientAgent(Agent):
     def act(self, obs: np.ndarray, priv: np.ndarray) -> np.ndarray:
         o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         mean = batched_action_mean(self.ac, self.params, o[:, None])[:, 0]
+        if self.mode != "explore":
+            return mean.numpy().astype(np.float64)
         std = self.params["log_std"].exp()
         a = mean + std * torch.randn(mean.shape, generator=self.gen)
         self._obs, self._a = o, a
@@ -461,6 +479,8 @@ class GradientAgent(Agent):
     def observe(
         self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, mask: np.ndarray
     ) -> None:
+        if self.mode != "explore":
+            return  # scored rollouts teach nothing (see the class docstring)
         self.cur["obs"].append(self._obs)
         self.cur["actions"].append(self._a)  # the sampled action, before the env clips it
         self.cur["logp"].append(self._logp)
