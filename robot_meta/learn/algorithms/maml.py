@@ -422,8 +422,8 @@ class GradientAgent(Agent):
     Why not learn from the adapted policies' own rollouts: meta-training fits theta (and, with
     Meta-SGD, the rates) to steps taken on theta's rollouts. On rollouts of theta'_n the
     importance ratios pi_theta / pi_theta'_n leave the clip range, and the step the meta-learned
-    rates take from them hurt (arm2 FOMAML with learned rates: +6.9 after one rollout, -16.6
-    after three that way, NaN after ten).
+    rates take from them hurt (arm2 FOMAML with learned rates, sampled-action scoring: +6.9 after
+    one rollout, -16.6 after three that way, NaN after ten).
     """
 
     explore_mode = "explore"
