@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the meta-RL method to train (default pearl)")
     p.add_argument("--minutes", type=float, default=3.0,
                    help="training budget per run in minutes (default 3)")
+    p.add_argument("--steps", type=int, default=0,
+                   help="training budget per run in env steps instead of --minutes: the same run "
+                        "on any machine, for a given seed")
     p.add_argument("--run", help="an existing run directory of the method: skip its training")
     p.add_argument("--baseline-run", help="an existing PPO run directory: skip the baseline's training")
     p.add_argument("--no-baseline", action="store_true", help="no robust baseline column")
@@ -50,15 +53,21 @@ def _say(args: argparse.Namespace, msg: str) -> None:
     print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
-def _train(launch: str, out: Path, minutes: float, seed: int) -> None:
+def _budget(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The train command's budget flags and their description: --steps if given, else --minutes."""
+    if args.steps:
+        return ["--steps", str(args.steps)], f"{args.steps:,} steps"
+    return ["--minutes", str(args.minutes)], f"{args.minutes:g} min"
+
+
+def _train(launch: str, out: Path, budget: list[str], seed: int) -> None:
     import contextlib
     import sys
 
     from robot_meta.launch.cli import main
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
-        rc = main(["train", launch, "--out", str(out), "--minutes", str(minutes), "--seed",
-                   str(seed), "--no-progress"])
+        rc = main(["train", launch, "--out", str(out), *budget, "--seed", str(seed), "--no-progress"])
     if rc:
         from robot_meta.errors import UserError
 
@@ -87,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from robot_meta.runtime.session import AdaptationSession, SessionSpec
 
     t0 = time.perf_counter()
-    if args.minutes <= 0 and not args.run:
-        raise UserError("--minutes must be positive (or give --run DIR)")
+    if args.steps < 0:
+        raise UserError("--steps must be positive")
+    if args.minutes <= 0 and not args.steps and not args.run:
+        raise UserError("--minutes must be positive (or give --steps N or --run DIR)")
+    budget, budget_text = _budget(args)
     work = Path(args.out or f"robot_meta_demo/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -99,11 +111,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_baseline:
         base_dir = Path(args.baseline_run) if args.baseline_run else work / "run-ppo"
     if not args.run:
-        _say(args, f"[1/5] meta-training arm2-payload-{args.method} for {args.minutes:g} min -> {run_dir}")
-        _train(f"arm2-payload-{args.method}", run_dir, args.minutes, args.seed)
+        _say(args, f"[1/5] meta-training arm2-payload-{args.method} for {budget_text} -> {run_dir}")
+        _train(f"arm2-payload-{args.method}", run_dir, budget, args.seed)
     if base_dir is not None and not args.baseline_run:
-        _say(args, f"[1/5] training the robust PPO baseline for {args.minutes:g} min -> {base_dir}")
-        _train("arm2-payload-ppo", base_dir, args.minutes, args.seed)
+        _say(args, f"[1/5] training the robust PPO baseline for {budget_text} -> {base_dir}")
+        _train("arm2-payload-ppo", base_dir, budget, args.seed)
     timings["train_s"] = time.perf_counter() - t0
 
     # 2. export

@@ -8,11 +8,22 @@ import pytest
 
 from robot_meta.launch.cli import main
 
+# A step budget makes the training bit-identical on any machine for a given seed (checked
+# 2026-11-22: two runs' checkpoints equal tensor for tensor), so what varies between runs of this
+# test is only the emulator's real-time noise, about +-0.5 per rollout. Seed 1's 1.8 M-step
+# arm2-payload-pearl run (about 100 s on this VM) adapts to the hidden 0.65 kg payload on each
+# of its 3 evaluation targets: after - before = +8.6..+8.9, +5.0..+5.7, +3.0..+3.1 over 4
+# sessions. The seed is pinned because 3 targets are too few to average out the target-to-target
+# spread of the gain: seeds 0 and 2 (other runs, other targets) gave +2.3 (per target +3.9,
+# -29.6, +32.6) and -4.4. So this asserts that the pipeline still turns 3 real rollouts into a
+# posterior that helps this run, not that every 100-s run adapts.
+DEMO = ["demo", "--steps", "1800000", "--seed", "1", "--no-baseline", "--rollouts", "3",
+        "--eval-rollouts", "3", "--json"]
+
 
 @pytest.mark.slow
 def test_tiny_train_export_emulate_flash_adapt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["demo", "--minutes", "1", "--no-baseline", "--rollouts", "3", "--eval-rollouts", "2",
-               "--episode-steps", "100", "--out", str(tmp_path), "--json"])
+    rc = main([*DEMO, "--out", str(tmp_path)])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert len(res["rollouts"]) == 3
@@ -21,11 +32,5 @@ def test_tiny_train_export_emulate_flash_adapt(tmp_path: Path, capsys: pytest.Ca
     assert Path(res["report"]).is_file() and (tmp_path / "session" / "returns.png").is_file()
     assert (tmp_path / "deploy" / "adapted" / "adapted.json").is_file()
     assert res["deadlines"]["fraction_met"] > 0.9  # loose: the machine is shared
-    if not res["after"] > res["before"]:
-        # The runtime did its part (above); whether the posterior helps is the trained run's,
-        # and two evaluation targets are too few to show it. Measured 2026-11-22 with a 2-min
-        # arm2-payload-pearl run: sim eval gain +18.8, CI [10.8, 26.7] over 32 tasks, but demo
-        # sessions (2 targets, full episodes) gave +16 and +42 on seeds 1 and 2 and -35 on seed
-        # 0 (one target where the adapted z fails: 155 -> 71); with 100-step episodes, as here,
-        # the payload barely shows (72.5 -> 71.0).
-        pytest.xfail(f"adapted {res['after']:.1f} <= zero-shot {res['before']:.1f} (see comment)")
+    # measured +5.6..+5.9 (above); a posterior that ignored the rollouts would give 0 +- 0.5
+    assert res["after"] > res["before"] + 2.0, (res["before"], res["after"])
