@@ -135,8 +135,11 @@ class TorqueGuard:
     """Call ``torque_off`` on SIGINT, SIGTERM and at interpreter exit.
 
     After turning torque off in a signal handler, the previous handler runs (so Ctrl-C still
-    raises KeyboardInterrupt, and SIGTERM still ends the process with SystemExit). Signal
-    handlers can only be installed from the main thread; elsewhere only the exit hook is.
+    raises KeyboardInterrupt, and SIGTERM still ends the process with SystemExit). A signal the
+    process inherited as ignored (a background job of a non-interactive shell ignores SIGINT)
+    stops it all the same: torque off and then carrying on would run the rest of a rollout with
+    limp motors and record it as if nothing happened. Signal handlers can only be installed
+    from the main thread; elsewhere only the exit hook is.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -184,7 +187,7 @@ class TorqueGuard:
         prev = self._previous.get(signum, signal.SIG_DFL)
         if callable(prev):
             prev(signum, frame)
-        elif signum == signal.SIGINT and prev != signal.SIG_IGN:
+        elif signum == signal.SIGINT:  # SIG_DFL or SIG_IGN: stop, as Python's default does
             raise KeyboardInterrupt
-        elif prev != signal.SIG_IGN:
+        else:
             raise SystemExit(128 + signum)

@@ -154,17 +154,27 @@ def test_exception_in_a_command_turns_torque_off(arm2_emulator: Emulator) -> Non
     robot.close()
 
 
-def test_torque_guard_runs_on_signal_then_chains() -> None:
+@pytest.mark.parametrize("inherited", ["python_default", "ignored"])
+def test_torque_guard_runs_on_signal_then_chains(inherited: str) -> None:
+    """Ctrl-C turns torque off, then raises KeyboardInterrupt, also when SIGINT was inherited
+    as ignored (a background job): never torque off and carry on with the rollout."""
+    before = signal.signal(
+        signal.SIGINT, signal.default_int_handler if inherited == "python_default" else signal.SIG_IGN
+    )
     calls = []
     guard = TorqueGuard(lambda: calls.append(1))
-    guard.install()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-        assert calls == [1]
+        guard.install()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+            assert calls == [1]
+        finally:
+            guard.uninstall()
+        expected = signal.default_int_handler if inherited == "python_default" else signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is expected
     finally:
-        guard.uninstall()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("how", ["sigterm", "exit"])
