@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--minutes", type=float, default=3.0,
                    help="training budget per run in minutes (default 3)")
     p.add_argument("--steps", type=int, default=0,
-                   help="training budget per run in env steps instead of --minutes: the same run "
-                        "on any machine, for a given seed")
+                   help="training budget per run in env steps instead of --minutes: reproducible "
+                        "for a given seed (bit-identical on the same kind of CPU)")
     p.add_argument("--run", help="an existing run directory of the method: skip its training")
     p.add_argument("--baseline-run", help="an existing PPO run directory: skip the baseline's training")
     p.add_argument("--no-baseline", action="store_true", help="no robust baseline column")

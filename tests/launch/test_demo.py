@@ -11,8 +11,8 @@ import torch
 
 from robot_meta.launch.cli import main
 
-# A step budget makes the training bit-identical on any machine for a given seed (checked
-# 2026-11-22: two runs' checkpoints equal tensor for tensor), so what varies between runs of this
+# A step budget makes the training bit-identical for a given seed on this kind of CPU (checked
+# 2026-11-22: four runs' checkpoints equal tensor for tensor), so what varies between runs of this
 # test is only the emulator's real-time noise, about +-0.5 per rollout. Seed 1's 1.8 M-step
 # arm2-payload-pearl run (about 100 s on this VM) adapts to the hidden 0.65 kg payload on each
 # of its 3 evaluation targets: after - before = +8.6..+8.9, +5.0..+5.7, +3.0..+3.1 over 4
