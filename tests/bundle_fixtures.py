@@ -80,6 +80,12 @@ def rl2_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 def maml_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """An arm2 MAML bundle (untrained meta-policy with a real normalizer and its adaptation rule)
     and the algorithm it was exported from."""
+    return export_maml_bundle(tmp_path_factory.mktemp("bundles") / "maml")
+
+
+def export_maml_bundle(path: Path, adapt_params: str = "all") -> tuple[Path, Any]:
+    """Export an untrained arm2 MAML meta-policy (with a real normalizer) to ``path``; returns the
+    path and the algorithm."""
     import torch
 
     from robot_meta.export.exporter import ExportInfo, export_bundle, record_sim
@@ -88,11 +94,11 @@ def maml_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
     cfg = tiny_config("maml", robot="arm2")
     cfg.meta.inner_lr = 0.05
+    cfg.meta.adapt_params = adapt_params
     algo = build_algorithm(cfg)
     rec = record_sim("arm2", "payload", "reach", steps=60, num_envs=8)
     algo.ac.obs_norm.update(torch.as_tensor(rec.obs.reshape(-1, OBS), dtype=torch.float32))
     info = ExportInfo("arm2", "maml", "reach", "payload", 0, 0, seed=0, config_text="algorithm = 'maml'",
                       extra=algo.export_fields()["extra"])
-    path = tmp_path_factory.mktemp("bundles") / "maml"
     export_bundle(algo.deployment_modules(), info, path, record=rec)
     return path, algo

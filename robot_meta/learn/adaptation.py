@@ -21,7 +21,9 @@ does: a few rollouts of the task, then k policy-gradient steps.
   critic, so it runs on the robot from rewards alone.
 * theta' = theta - alpha * grad L_in(theta), k times; alpha is a scalar, or one learned rate per
   parameter tensor (Meta-SGD, layer-wise). Unless ``adapt_std``, log_std's rate is 0: the step
-  moves the mean action mu_theta only, the part of the policy the robot runs.
+  moves the mean action mu_theta only, the part of the policy the robot runs. ``adapt_params``
+  can restrict the step further to the actor's output layer, or to its bias alone (see
+  :func:`moved_names`); every other tensor keeps theta's value.
 """
 
 from __future__ import annotations
@@ -60,6 +62,25 @@ class Rollouts:
 def policy_params(ac: ActorCritic) -> Params:
     """The adapted parameters theta of a policy: the actor's weights and ``log_std``, by name."""
     return {k: v for k, v in ac.named_parameters() if k.startswith("actor.") or k == "log_std"}
+
+
+def moved_names(names: list[str], adapt_params: str = "all", adapt_std: bool = True) -> list[str]:
+    """The parameters an inner step moves, of a policy's ``names`` (:func:`policy_params`).
+
+    ``adapt_params``: "all" actor tensors, the "output" layer's weight and bias, or "output_bias" only.
+    With an output bias b alone the adapted mean is mu'(o) = mu(o) - alpha grad_b L_in: the step
+    is one action offset, estimated from act_dim numbers. log_std moves only with ``adapt_std``.
+    """
+    actor = [k for k in names if k.startswith("actor.")]
+    if adapt_params == "all":
+        keep = actor
+    else:
+        last = max(int(k.split(".")[1]) for k in actor)  # actor.<layer index>.<weight|bias>
+        out = [k for k in actor if int(k.split(".")[1]) == last]
+        keep = out if adapt_params == "output" else [k for k in out if k.endswith(".bias")]
+        if not keep:
+            raise ValueError(f"adapt_params = {adapt_params!r}: no such tensors among {', '.join(actor)}")
+    return keep + (["log_std"] if adapt_std and "log_std" in names else [])
 
 
 def action_mean(ac: ActorCritic, params: Mapping[str, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
@@ -151,7 +172,8 @@ class GradientAdaptation:
 
     ``lr`` is alpha: a float, or a mapping parameter name -> learned rate (Meta-SGD); the rates
     may be tensors that require grad, so that meta-training learns them through the inner step.
-    With ``adapt_std`` false, log_std keeps theta's value (rate 0; the mapping may omit it).
+    With ``adapt_std`` false, log_std keeps theta's value (rate 0; the mapping may omit it), and
+    so does every actor tensor that ``adapt_params`` leaves out (:func:`moved_names`).
     """
 
     ac: ActorCritic
@@ -160,9 +182,13 @@ class GradientAdaptation:
     gamma: float = 0.99
     clip: float = 0.2
     adapt_std: bool = True
+    adapt_params: str = "all"
+
+    def __post_init__(self) -> None:
+        self.moved = frozenset(moved_names(list(policy_params(self.ac)), self.adapt_params, self.adapt_std))
 
     def rate(self, name: str) -> float | torch.Tensor:
-        if name == "log_std" and not self.adapt_std:
+        if name not in self.moved:
             return 0.0
         return self.lr if isinstance(self.lr, float | int) else self.lr[name]
 
@@ -183,11 +209,11 @@ class GradientAdaptation:
             k: v if (create_graph and v.requires_grad) else v.detach().requires_grad_(True)
             for k, v in params.items()
         }
+        names = [k for k in theta if k in self.moved]
         for _ in range(self.steps):
             loss = inner_loss(self.ac, theta, rollouts, adv, self.clip)
-            names = list(theta)
             grads = torch.autograd.grad(loss, [theta[k] for k in names], create_graph=create_graph)
-            theta = {k: theta[k] - self.rate(k) * g for k, g in zip(names, grads, strict=True)}
+            theta = {**theta, **{k: theta[k] - self.rate(k) * g for k, g in zip(names, grads, strict=True)}}
             if not create_graph:
                 theta = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
         if not create_graph:

@@ -160,6 +160,9 @@ class PEARLConfig:
             raise ConfigError(f"{where}.task_memory: must be >= context_size + target_size")
 
 
+ADAPT_CHOICES = ("all", "output", "output_bias")  # [meta].adapt_params
+
+
 @dataclass
 class MetaConfig:
     """Gradient-based meta-RL (MAML, first-order MAML, Reptile): the inner loop adapts the
@@ -176,6 +179,11 @@ class MetaConfig:
     # step that narrows sigma raises the sampled return without changing what the robot runs
     # (the mean), and Meta-SGD learns exactly that (arm2: log-sigma rate 12.6 vs 0.01 for weights)
     adapt_std: bool = False
+    # which actor tensors the inner step moves: "all" of them, the "output" layer (weight and
+    # bias), or the "output_bias" alone (an action offset: act_dim numbers, so a few rollouts'
+    # policy gradient has act_dim directions to estimate instead of every weight; a payload's
+    # extra gravity torque is such an offset). The others stay theta's, as log_std does.
+    adapt_params: str = "all"
     gamma: float = 0.99  # discount of the inner loss's returns-to-go
 
     def validate(self, where: str) -> None:
@@ -184,6 +192,9 @@ class MetaConfig:
         _in_range(self.reptile_step, 0.0, 1.0, f"{where}.reptile_step")
         _positive(self.reptile_step, f"{where}.reptile_step")
         _in_range(self.gamma, 0.0, 1.0, f"{where}.gamma")
+        if self.adapt_params not in ADAPT_CHOICES:
+            raise ConfigError(f"{where}.adapt_params: must be one of {', '.join(ADAPT_CHOICES)}, "
+                              f"got {self.adapt_params!r}")
 
 
 @dataclass
@@ -333,6 +344,10 @@ def config_from_dict(data: dict[str, Any], where: str = "config",
         raise ConfigError(f"{where}: [meta].meta_sgd: Reptile has no outer loss through the inner step "
                           f"to learn rates from; use algorithm = \"maml\" or \"fomaml\", or set "
                           f"meta_sgd = false")
+    if cfg.run.algorithm == "reptile" and cfg.meta.adapt_params != "all":
+        raise ConfigError(f"{where}: [meta].adapt_params: Reptile moves theta toward the adapted params, so "
+                          f"with adapt_params = {cfg.meta.adapt_params!r} nothing else would ever train; use "
+                          f"adapt_params = \"all\" or algorithm = \"maml\" or \"fomaml\"")
     if cfg.run.algorithm in GRADIENT_METHODS:
         need = cfg.meta.meta_batch * cfg.meta.inner_rollouts
         if cfg.run.num_envs != need:

@@ -183,6 +183,7 @@ class GradientAdapter(Adapter):
         rule = GradientAdaptation(
             ac, rates, steps=int(s["inner_steps"]), gamma=float(s["gamma"]), clip=float(s["clip"]),
             adapt_std=bool(s.get("adapt_std", True)),  # bundles before the flag adapted log_std
+            adapt_params=str(s.get("adapt_params", "all")),
         )
         self._model = (ac, rule)
         return self._model

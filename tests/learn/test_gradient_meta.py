@@ -14,7 +14,7 @@ from robot_meta.learn.algorithms.base import EnvSpec
 from tests.run_fixtures import tiny_config
 
 
-def tiny_problem(algorithm: str = "maml", seed: int = 0, meta_sgd: bool = False):
+def tiny_problem(algorithm: str = "maml", seed: int = 0, meta_sgd: bool = False, adapt_params: str = "all"):
     """A 2-observation, 1-action policy in float64 with fixed pre- and post-update data."""
     from robot_meta.learn.algorithms import algorithm_class
 
@@ -23,6 +23,7 @@ def tiny_problem(algorithm: str = "maml", seed: int = 0, meta_sgd: bool = False)
     cfg.run.num_envs = cfg.meta.meta_batch * cfg.meta.inner_rollouts
     cfg.meta.inner_lr = 0.3
     cfg.meta.meta_sgd = meta_sgd
+    cfg.meta.adapt_params = adapt_params
     algo = algorithm_class(algorithm)(cfg, EnvSpec("cartpole", 2, 1, 3, 10), torch.device("cpu"))
     algo.ac.double()
     algo.log_lr.double()
@@ -58,8 +59,9 @@ def meta_objective(algo, pre, outer, theta):
     return outer(algo.adapt_task(algo.rule(), theta, pre, True))
 
 
-def test_maml_meta_gradient_matches_finite_differences() -> None:
-    algo, pre, outer = tiny_problem("maml")
+@pytest.mark.parametrize("adapt_params", ["all", "output_bias"])
+def test_maml_meta_gradient_matches_finite_differences(adapt_params: str) -> None:
+    algo, pre, outer = tiny_problem("maml", adapt_params=adapt_params)
     names = list(policy_params(algo.ac))
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in policy_params(algo.ac).items()}
     grads = torch.autograd.grad(meta_objective(algo, pre, outer, theta), [theta[k] for k in names])
@@ -146,6 +148,38 @@ def test_adapt_is_a_gradient_step_that_improves_the_inner_objective() -> None:
     for k, v in policy_params(algo.ac).items():
         assert torch.equal(v.detach(), theta[k])
         assert not torch.equal(adapted[k], theta[k])
+
+
+@pytest.mark.parametrize("adapt_params, moved", [
+    ("all", {"actor.0.weight", "actor.0.bias", "actor.2.weight", "actor.2.bias"}),
+    ("output", {"actor.2.weight", "actor.2.bias"}),
+    ("output_bias", {"actor.2.bias"}),
+])
+def test_adapt_params_moves_only_the_selected_tensors(adapt_params: str, moved: set[str]) -> None:
+    """[meta].adapt_params restricts the inner step; with the output bias alone the adapted mean is
+    the meta-policy's plus one constant action offset, on every observation."""
+    algo, pre, _ = tiny_problem("maml", meta_sgd=True, adapt_params=adapt_params)
+    assert set(algo.adapted_names()) == moved and set(algo.log_lr) == {k.replace(".", "__") for k in moved}
+    theta = {k: v.detach().clone() for k, v in policy_params(algo.ac).items()}
+    adapted = algo.rule().adapt(theta, pre)
+    assert {k for k in theta if not torch.equal(adapted[k], theta[k])} == moved
+    if adapt_params == "output_bias":
+        from robot_meta.learn.adaptation import action_mean
+
+        obs = torch.randn(7, 2, dtype=torch.float64)
+        shift = action_mean(algo.ac, adapted, obs) - action_mean(algo.ac, theta, obs)
+        torch.testing.assert_close(shift, shift[:1].expand_as(shift))
+        assert float(shift.abs().max()) > 1e-6
+
+
+def test_reptile_must_adapt_every_actor_tensor() -> None:
+    from robot_meta.learn.config import ConfigError, config_from_dict
+
+    base = {"run": {"robot": "arm2", "algorithm": "reptile", "num_envs": 96}}
+    with pytest.raises(ConfigError, match=r"\[meta\]\.adapt_params: Reptile"):
+        config_from_dict({**base, "meta": {"adapt_params": "output"}})
+    with pytest.raises(ConfigError, match=r"\[meta\]\.adapt_params: must be one of all, output, output_bias"):
+        config_from_dict({**base, "meta": {"adapt_params": "head"}})
 
 
 def test_linear_baseline_advantages_are_normalized_and_masked() -> None:

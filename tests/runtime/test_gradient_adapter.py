@@ -96,6 +96,28 @@ def test_adaptation_matches_the_training_rule_and_writes_a_verified_bundle(
     )
 
 
+def test_a_bundle_that_adapts_the_output_bias_shifts_every_action_by_one_offset(tmp_path: Path) -> None:
+    """The manifest's adapt_params reaches the robot: an output_bias bundle's adapted policy is the
+    meta-policy plus one constant offset, and that offset is the training rule's."""
+    from tests.bundle_fixtures import export_maml_bundle
+
+    path, algo = export_maml_bundle(tmp_path / "maml_ob", adapt_params="output_bias")
+    ad = GradientAdapter(load_bundle(path), seed=1)
+    ad.out_dir = tmp_path / "adapted"
+    assert ad.model()[1].moved == {"actor.4.bias"} == set(algo.rule().moved)
+    for s in range(3):
+        run_rollout(ad, s)
+    probe = np.asarray(ad.spec["obs_mean"]) + np.random.default_rng(9).normal(
+        0, 0.3, (16, len(ad.spec["obs_mean"]))
+    )
+    before, after = load_bundle(path).policy.act(probe), load_bundle(tmp_path / "adapted").policy.act(probe)
+    inside = (np.abs(before) < 0.9).all(1) & (np.abs(after) < 0.9).all(1)  # away from the +-1 clip
+    assert inside.sum() >= 8
+    shift = after[inside] - before[inside]
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:1], shift.shape), atol=1e-5)
+    assert np.abs(shift).max() > 1e-4
+
+
 def test_a_bundle_without_an_adaptation_rule_is_refused(bundles: dict[str, Any]) -> None:
     from robot_meta.errors import UserError
 

@@ -15,6 +15,7 @@ from robot_meta.learn.adaptation import (
     adapt_tasks,
     batched_action_mean,
     log_prob,
+    moved_names,
     policy_params,
     stack_params,
 )
@@ -95,8 +96,10 @@ class MAML(Algorithm):
 
     # ---- the adaptation rule -------------------------------------------------------------------
     def adapted_names(self) -> list[str]:
-        """The parameters the inner step moves: the actor's weights, and log_std if adapt_std."""
-        return [k for k in policy_params(self.ac) if k != "log_std" or self.cfg.meta.adapt_std]
+        """The parameters the inner step moves: the actor tensors [meta].adapt_params selects, and
+        log_std if adapt_std."""
+        m = self.cfg.meta
+        return moved_names(list(policy_params(self.ac)), m.adapt_params, m.adapt_std)
 
     def inner_rates(self) -> float | dict[str, torch.Tensor]:
         """alpha: the configured scalar, or the learned per-tensor rates (Meta-SGD)."""
@@ -112,7 +115,8 @@ class MAML(Algorithm):
         if detach and not isinstance(rates, float):
             rates = {k: v.detach() for k, v in rates.items()}
         return GradientAdaptation(
-            self.ac, rates, steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip, adapt_std=m.adapt_std
+            self.ac, rates, steps=m.inner_steps, gamma=m.gamma, clip=self.cfg.ppo.clip,
+            adapt_std=m.adapt_std, adapt_params=m.adapt_params,
         )
 
     def adapt_task(
@@ -376,6 +380,7 @@ class MAML(Algorithm):
             "gamma": m.gamma,
             "clip": self.cfg.ppo.clip,
             "adapt_std": m.adapt_std,
+            "adapt_params": m.adapt_params,
             "inner_rollouts": m.inner_rollouts,
             "log_std": self.ac.log_std.detach().tolist(),
             # the frozen observation normalizer, so the robot can rebuild pi_theta in torch
