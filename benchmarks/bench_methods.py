@@ -49,8 +49,9 @@ def summarize(block: dict[str, Any]) -> dict[str, Any]:
         # the zero-shot rollouts that share seeds with adapted[3] (what the gain is paired with)
         "zero_shot_paired_3": round(block["adapted"]["3"]["mean"] - block["gain"]["3"]["mean"], 1),
         "adapted_3": round(block["adapted"]["3"]["mean"], 1),
-        "gain_3": round(block["gain"]["3"]["mean"], 1),
-        "gain_3_ci95": [round(x, 1) for x in block["gain"]["3"]["ci95"]],
+        # two decimals: a CI bound of +0.04 must not print as +0.0
+        "gain_3": round(block["gain"]["3"]["mean"], 2),
+        "gain_3_ci95": [round(x, 2) for x in block["gain"]["3"]["ci95"]],
         "oracle": round(block["oracle"]["mean"], 1),
         "robust": None if r is None else round(r["mean"], 1),
         "n": block["n_tasks"],
@@ -77,7 +78,7 @@ def markdown(robot: str, rows: dict[str, Any]) -> str:
         for s in settings:
             c = row["eval"][s]
             lo, hi = c["gain_3_ci95"]
-            gain = f"{c['gain_3']:+.1f}, [{lo:+.1f}, {hi:+.1f}]"
+            gain = f"{c['gain_3']:+.2f}, [{lo:+.2f}, {hi:+.2f}]"
             cells.append(f"{c['zero_shot_paired_3']} → {c['adapted_3']} ({gain}) / {c['oracle']}")
         lines.append(
             f"| {m} | {row['train']['minutes']:.1f} min, {row['train']['steps'] / 1e6:.2f} M steps | "
