@@ -26,8 +26,9 @@ TWINS = {"cartpole": ("cartpole_heavy", "cartpole_beyond"), "arm2": ("arm2_paylo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(launch: str, out: Path, reuse: bool) -> dict[str, Any]:
-    """Train ``launch`` into ``out`` with its default budget (or keep a finished run)."""
+def train(launch: str, out: Path, reuse: bool, seed: int | None = None) -> dict[str, Any]:
+    """Train ``launch`` into ``out`` with its default budget (or keep a finished run); ``seed``
+    overrides the launch file's run seed."""
     from robot_meta.learn.checkpoint import FILENAME, load_checkpoint
     from robot_meta.learn.config import load_config
     from robot_meta.learn.trainer import Trainer
@@ -37,6 +38,8 @@ def train(launch: str, out: Path, reuse: bool) -> dict[str, Any]:
         if ck.get("final"):
             return {"steps": int(ck["steps"]), "minutes": round(float(ck["elapsed"]) / 60, 2), "reused": True}
     cfg = load_config(launch)
+    if seed is not None:
+        cfg.run.seed = seed
     s = Trainer(cfg, out, progress=False, tensorboard=False, resume=(out / FILENAME).exists()).train()
     return {"steps": s["steps"], "minutes": s["minutes"], "reused": False}
 
