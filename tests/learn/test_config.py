@@ -24,6 +24,16 @@ def test_bundled_launch_files_load() -> None:
         assert cfg.run.robot == robot and cfg.run.algorithm == alg and cfg.run.name == n
 
 
+def test_example_launch_files_load() -> None:
+    """The variants under examples/launch (named in BENCHMARKS.md) stay valid as the config grows."""
+    files = sorted((Path(__file__).resolve().parents[2] / "examples" / "launch").glob("*.toml"))
+    assert files
+    for f in files:
+        cfg = load_config(f)
+        robot, fam, alg = f.stem.split("-")[:3]
+        assert (cfg.run.robot, cfg.run.family, cfg.run.algorithm) == (robot, fam, alg)
+
+
 @pytest.mark.parametrize("text, fragment", [
     ('[run]\nrobot = "cartpole"\nalgorithm = "sac"\n', "[run].algorithm: unknown algorithm 'sac'"),
     ('[run]\nrobot = "cartpole"\nalgorithm = "ppo"\n[ppo]\nlr = "fast"\n', "[ppo].lr: expected a number"),
