@@ -22,7 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check robot_meta tests benchmarks
-	$(BIN)/mypy robot_meta
+	$(BIN)/mypy robot_meta benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

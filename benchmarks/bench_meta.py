@@ -66,6 +66,7 @@ def measure(launch: str, iterations: int, repeats: int) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from robot_meta.learn.algorithms.maml import MAML
     from robot_meta.learn.config import GRADIENT_METHODS, load_config
     from robot_meta.learn.trainer import build_algorithm, make_env
 
@@ -90,6 +91,7 @@ def measure(launch: str, iterations: int, repeats: int) -> dict[str, Any]:
         "sps": round(steps / it, 1),
     }
     if cfg.run.algorithm in GRADIENT_METHODS:
+        assert isinstance(algo, MAML)  # FOMAML and Reptile subclass MAML
         ro = _rollouts(algo, env)
         rule = algo.rule()
         theta = {k: v.detach() for k, v in algo.theta().items()}
@@ -100,7 +102,7 @@ def measure(launch: str, iterations: int, repeats: int) -> dict[str, Any]:
             adapted = algo.adapt_task(rule, live, ro, cfg.run.algorithm != "reptile")
             if cfg.run.algorithm == "reptile":
                 return  # Reptile's meta-update is the displacement theta' - theta itself
-            loss = sum((v * v).sum() for v in adapted.values())  # any scalar of theta'
+            loss = torch.stack([(v * v).sum() for v in adapted.values()]).sum()  # any scalar of theta'
             torch.autograd.grad(loss, list(live.values()), allow_unused=True)
 
         out["meta_gradient_s"] = round(_median_time(meta_grad, repeats), 4)

@@ -122,7 +122,8 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) ->
         if dm.step(zero).last():
             dm.reset()
 
-    raw(), raw_per_step(), closed(), dm_step()  # warm up
+    for warm_up in (raw, raw_per_step, closed, dm_step):
+        warm_up()
     a, a1, b, c = [], [], [], []
     steal_a: list[float] = []
     steal_b: list[float] = []
