@@ -22,23 +22,12 @@ interrupted study keeps what it measured; ``--reuse`` continues it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 SETTINGS = ("in_dist", "ood")
-
-
-def _bench_methods() -> Any:
-    """The sibling ``bench_methods`` module (benchmarks are loaded by path, not as a package)."""
-    path = Path(__file__).with_name("bench_methods.py")
-    spec = importlib.util.spec_from_file_location("benchmarks.bench_methods", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cell(block: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tasks < 2:
         p.error("--tasks: a confidence interval needs at least 2 tasks")
 
+    from robot_meta.launch.cmd_bench import load as load_benchmark
     from robot_meta.learn.config import load_config
     from robot_meta.learn.evaluate import evaluate_run
     from robot_meta.runtime.atomic import write_json_atomic
@@ -155,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in json.loads(results_path.read_text()).get("runs", []):
             for es, c in r["eval"].items():
                 done[(r["seed"], es)] = c
-    bm = _bench_methods()
+    bm = load_benchmark("methods")  # its train(): the same budget and --reuse rule as the table
     result: dict[str, Any] = {"launch": args.launch, "name": name, "tasks": args.tasks,
                               "eval_seeds": eval_seeds, "runs": [], "summary": {}}
     for seed in seeds:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from robot_meta.errors import UserError
 
@@ -31,13 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    path = BENCH_DIR / f"bench_{args.name}.py"
+def load(name: str) -> ModuleType:
+    """The benchmark module ``benchmarks/bench_NAME.py``, loaded by path (benchmarks ship with
+    the source checkout, not as an installed package)."""
+    path = BENCH_DIR / f"bench_{name}.py"
     if not path.exists():
-        raise UserError(f"no benchmark {args.name!r}; available: {', '.join(available())} "
+        raise UserError(f"no benchmark {name!r}; available: {', '.join(available())} "
                         f"(benchmarks live in {BENCH_DIR}, part of the source checkout)")
-    spec = importlib.util.spec_from_file_location(f"benchmarks.bench_{args.name}", path)
+    spec = importlib.util.spec_from_file_location(f"benchmarks.bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return int(module.main(args.args) or 0)
+    return module
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(load(args.name).main(args.args) or 0)

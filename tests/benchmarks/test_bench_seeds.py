@@ -64,3 +64,24 @@ def test_bench_seeds_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFix
     assert e.value.code == 2
     assert "--seeds: give comma-separated integers" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing trained
+
+
+def test_summary_counts_cis_and_averages_each_run_over_its_eval_seeds() -> None:
+    from robot_meta.launch.cmd_bench import load
+
+    def c(g: float, lo: float, hi: float) -> dict[str, object]:
+        return {"gain_3": g, "gain_3_ci95": [lo, hi]}
+
+    runs = [  # run means over eval seeds: +2, +1, +3 -> across runs 2 +/- 4.303 * 1 / sqrt(3)
+        {"eval": {"1": {"in_dist": c(3.0, 1.0, 5.0), "ood": c(0.0, -1.0, 1.0)},
+                  "2": {"in_dist": c(1.0, -0.5, 2.5), "ood": c(-2.0, -3.0, -1.0)}}},
+        {"eval": {"1": {"in_dist": c(1.0, 0.2, 1.8), "ood": c(0.0, -1.0, 1.0)}}},
+        {"eval": {"1": {"in_dist": c(3.0, 2.0, 4.0), "ood": c(0.0, -1.0, 1.0)}}},
+    ]
+    s = load("seeds").summary(runs)
+    i = s["in_dist"]
+    assert (i["cells"], i["cells_gain_3_above_0"], i["cells_gain_3_below_0"]) == (4, 3, 0)
+    assert (s["ood"]["cells_gain_3_above_0"], s["ood"]["cells_gain_3_below_0"]) == (0, 1)
+    g = s["in_dist"]["gain_3_across_runs"]
+    assert s["in_dist"]["runs"] == 3 and g["mean"] == 2.0
+    assert g["ci95"] == pytest.approx([2.0 - 4.303 / 3 ** 0.5, 2.0 + 4.303 / 3 ** 0.5], abs=0.01)
