@@ -95,8 +95,10 @@ def test_wire_limits_through_the_real_emulator() -> None:
     """The same check through the pty, on the packets the emulator received."""
     emu = Emulator("arm2", log_packets=True).start()
     try:
+        # the longest watchdog: this test is about limits, and a scheduler stall of the 2-core CI
+        # machine must not trip the 100 ms default (test_robot_emulated tests the watchdog)
         robot = Robot(open_bus(emu.port), load_hardware_map("arm2"), handle_signals=False,
-                      overspeed_factor=None)
+                      overspeed_factor=None, watchdog_ms=2540)
         robot.connect()
         robot.enable()
         rng = np.random.default_rng(1)
