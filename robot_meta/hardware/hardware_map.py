@@ -12,6 +12,9 @@ Conventions (XM430-class servos, Dynamixel Protocol 2.0):
 
 ``transmission`` is joint units per motor radian: 1 for a direct-drive revolute joint, the pulley
 radius in metres for a belt-driven prismatic joint (so a motor torque tau gives a force tau / r).
+
+Unit scales, the torque constant and the velocity limit come from the servo's data file
+(``robot_meta/hardware/servos/<model>.toml``); a hardware map types none of them again.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import importlib
 import math
 from dataclasses import dataclass
 
-# XM430-W350 raw unit scales, from the e-Manual control table.
-XM430_TICKS_PER_REV = 4096
-XM430_VELOCITY_UNIT_RAD_S = 0.229 * 2.0 * math.pi / 60.0  # 0.229 rpm per unit
-XM430_CURRENT_UNIT_A = 0.00269  # 2.69 mA per unit
-XM430_TORQUE_CONSTANT = 4.1 / 2.3  # stall torque / stall current at 12 V [N*m/A]
-XM430_MODEL_NUMBER = 1020  # XM430-W350
+from robot_meta.hardware.servos import ServoModel, load_servo
+
+_XM430 = load_servo("xm430-w350")
+XM430_TICKS_PER_REV = _XM430.ticks_per_rev
+XM430_VELOCITY_UNIT_RAD_S = _XM430.velocity_unit_rad_s
+XM430_CURRENT_UNIT_A = _XM430.current_unit_a
+XM430_TORQUE_CONSTANT = _XM430.torque_constant  # stall torque / stall current at 12 V [N*m/A]
+XM430_MODEL_NUMBER = _XM430.model_number
+_FROM_SERVO = math.nan  # a field left at this is filled in from the servo file
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,11 @@ class JointHardware:
 
     Limits are in joint units (rad, m, rad/s, m/s, N*m or N). ``max_current_a`` is the current
     that a normalized action of +1 maps to; it must not exceed the servo's current limit.
+    Fields left at their defaults come from the servo file of ``model``: the unit scales, the
+    torque constant, and the velocity limit (the no-load speed at the nominal supply, times the
+    transmission). ``effort_limit`` is K_t * max_current_a / transmission.
+    ``servo_physics``: the simulators give this joint the servo's torque-speed envelope and
+    armature (False: an ideal effort source, for a robot whose drive is not yet modelled).
     """
 
     joint: str
@@ -42,16 +53,45 @@ class JointHardware:
     actuated: bool
     kind: str  # "revolute" or "prismatic"
     position_limits: tuple[float, float]
-    velocity_limit: float
-    effort_limit: float = 0.0
+    velocity_limit: float = _FROM_SERVO
     max_current_a: float = 0.0
     transmission: float = 1.0
     direction: int = 1
     zero_ticks: int = 2048
-    ticks_per_rev: int = XM430_TICKS_PER_REV
-    velocity_unit_rad_s: float = XM430_VELOCITY_UNIT_RAD_S
-    current_unit_a: float = XM430_CURRENT_UNIT_A
-    torque_constant: float = XM430_TORQUE_CONSTANT
+    servo_physics: bool = True
+    ticks_per_rev: int = 0
+    velocity_unit_rad_s: float = _FROM_SERVO
+    current_unit_a: float = _FROM_SERVO
+    torque_constant: float = _FROM_SERVO
+
+    def __post_init__(self) -> None:
+        servo = self.servo
+        fill = {"velocity_unit_rad_s": servo.velocity_unit_rad_s,
+                "current_unit_a": servo.current_unit_a,
+                "torque_constant": servo.torque_constant if servo.has_motor else 0.0}
+        for name, value in fill.items():
+            if math.isnan(getattr(self, name)):
+                object.__setattr__(self, name, value)
+        if not self.ticks_per_rev:
+            object.__setattr__(self, "ticks_per_rev", servo.ticks_per_rev)
+        if math.isnan(self.velocity_limit):
+            if not servo.has_motor:
+                raise ValueError(f"joint {self.joint!r}: a {self.model!r} has no motor, so give "
+                                 "its velocity_limit")
+            object.__setattr__(self, "velocity_limit", servo.no_load_speed * self.transmission)
+        if self.actuated and self.max_current_a > servo.max_current_a + 1e-12:
+            raise ValueError(f"joint {self.joint!r}: max_current_a {self.max_current_a:g} A exceeds "
+                             f"the {self.model} current limit {servo.max_current_a:g} A")
+
+    @property
+    def servo(self) -> ServoModel:
+        """The servo (or encoder) model's data (``robot_meta/hardware/servos/<model>.toml``)."""
+        return load_servo(self.model)
+
+    @property
+    def effort_limit(self) -> float:
+        """The joint effort of max_current_a: K_t * max_current_a / transmission [N*m or N]."""
+        return self.torque_constant * self.max_current_a / self.transmission
 
     # ---- position -------------------------------------------------------------------------
     def ticks_to_position(self, ticks: float) -> float:

@@ -28,10 +28,11 @@ import numpy as np  # noqa: E402
 from mujoco import batch  # noqa: E402
 
 from robot_meta.sim.robots.robot_def import RobotDef  # noqa: E402
+from robot_meta.sim.servo_physics import DCMOTOR_VOLTAGE_PRM, build_model  # noqa: E402
 
 # The model fields physics factors write, in the order of MujocoBackend._fields.
 _FIELDS = ("dof_damping", "dof_frictionloss", "body_mass", "body_inertia", "body_ipos",
-           "actuator_gear")
+           "actuator_gear", "actuator_gainprm")
 _FEW = 4  # up to this many envs, set_params writes scalars env by env
 
 
@@ -48,7 +49,7 @@ class MujocoBackend:
     def __init__(self, robot: RobotDef, num_envs: int, nthread: int = 2):
         self.robot = robot
         self.num_envs = B = num_envs
-        base = mujoco.MjModel.from_xml_path(str(robot.model_path))
+        base = build_model(robot)
         pb = base.body(robot.payload_body).id
         # The payload's COM starts at its body origin, so the compiler marks it "sameframe" and
         # MuJoCo would ignore a run-time body_ipos change; clear the flag to honour the offset.
@@ -84,10 +85,14 @@ class MujocoBackend:
         #   dof_damping, dof_frictionloss, payload_mass:  v = x
         #   mass_scale:      body_mass = m0 x,  body_inertia = I0 x  (3 entries)
         #   payload_offset:  body_ipos = p0 + x axis  (3 entries)
-        #   motor_strength:  actuator_gear[:, 0] = g0 x
+        #   motor_strength:  actuator_gear[:, 0] = g0 x  (for a <dcmotor> this scales the motor
+        #                    constant: stall torque x, no-load speed / x, current-limit torque x)
+        #   supply_voltage:  actuator_gainprm[k, 7] = x for every <dcmotor> actuator k
+        dcmotors = np.flatnonzero(base.actuator_gaintype == mujoco.mjtGain.mjGAIN_DCMOTOR)
+        nprm = base.actuator_gainprm.shape[1]
         index = {"dof_damping": self._jnt_dof, "dof_frictionloss": self._jnt_dof,
                  "mass_scale": self._body, "payload_mass": self._body,
-                 "payload_offset": self._body, "motor_strength": self._act}
+                 "payload_offset": self._body, "motor_strength": self._act, "supply_voltage": {"": 0}}
         writes: list[tuple[int, int, int, float, float]] = []  # (field, flat index, col, a, s)
         for col, f in enumerate(robot.factors):
             if not f.is_physics:
@@ -105,6 +110,8 @@ class MujocoBackend:
                            for j in range(3)]
             elif f.kind == "motor_strength":
                 writes.append((5, k * base.actuator_gear.shape[1], col, 0.0, float(self._gear0[k])))
+            elif f.kind == "supply_voltage":
+                writes += [(6, int(a) * nprm + DCMOTOR_VOLTAGE_PRM, col, 0.0, 1.0) for a in dcmotors]
         self._w_col = np.array([w[2] for w in writes], dtype=np.intp)
         self._w_a = np.array([w[3] for w in writes])
         self._w_s = np.array([w[4] for w in writes])

@@ -29,7 +29,8 @@ def test_every_factor_changes_what_it_claims(robot: str, name: str) -> None:
     changed = {**base, name: _perturbed(robot, name)}
     env = make_vec_env(robot, "all", 2, seed=0, nthread=0)
     env.set_tasks(np.stack([params_from_dict(rdef, base, "t"), params_from_dict(rdef, changed, "t")]))
-    acts = sine_actions(30, env.action_dim, 0.4)
+    # The supply voltage shows only where the torque-speed line binds: full effort, at speed.
+    acts = sine_actions(30, env.action_dim, 1.0 if kind == "supply_voltage" else 0.4)
     if kind in CORE:
         # sensing and latency act through the env core: compare observations of the same motion
         env.backend.set_state(np.arange(2), np.tile(START[robot], (2, 1)), np.zeros((2, 2)))

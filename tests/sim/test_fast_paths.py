@@ -11,6 +11,7 @@ from robot_meta.sim import make_vec_env
 from robot_meta.sim.batched_env import _Buffered
 from robot_meta.sim.randomize import sample_params
 from robot_meta.sim.robots import ROBOT_NAMES
+from robot_meta.sim.servo_physics import build_model
 
 
 @pytest.mark.parametrize("normal", [False, True])
@@ -78,7 +79,7 @@ def test_model_fields_follow_each_envs_params() -> None:
     for _ in range(300):  # several resets of a few envs at a time
         env.step(rng.uniform(-1, 1, (6, 2)))
     r, names = env.robot, env.robot.factor_names
-    base = mujoco.MjModel.from_xml_path(str(r.model_path))
+    base = build_model(r)
     for p, m in zip(env.params, env.backend.models, strict=True):
         v = dict(zip(names, p, strict=True))
         pl = m.body(r.payload_body)
@@ -89,6 +90,7 @@ def test_model_fields_follow_each_envs_params() -> None:
             assert m.body(link).mass[0] == base.body(link).mass[0] * v[f"{link}_mass_scale"]
         for j, a in zip(r.actuated_joints, r.actuators, strict=True):
             assert m.actuator(a).gear[0] == base.actuator(a).gear[0] * v[f"{j}_strength"]
+            assert m.actuator(a).gainprm[7] == v["supply_voltage"]  # the <dcmotor>'s supply
         for j in r.joints:
             assert m.joint(j).damping[0] == v[f"{j}_damping"]
             assert m.joint(j).frictionloss[0] == v[f"{j}_frictionloss"]

@@ -21,6 +21,7 @@ PHYSICS_KINDS = (
     "payload_mass",  # point mass of the payload body
     "payload_offset",  # payload COM shift along the robot's payload axis
     "motor_strength",  # multiplies an actuator's gain (effort per unit action)
+    "supply_voltage",  # the servos' supply voltage: scales stall torque and no-load speed
 )
 CORE_KINDS = (
     "latency_steps",  # the action applied at step t is the one commanded at t - L
@@ -76,6 +77,11 @@ class RobotDef:
     factors: tuple[FactorDef, ...]
     tasks: dict[str, type[Task]] = field(default_factory=dict)
     default_task: str = ""
+
+    # "servo": actuated joints whose hardware map says servo_physics get the servo's envelope
+    # and armature (robot_meta.sim.servo_physics); "ideal": the MJCF's ideal effort sources,
+    # the model before issue 20 (kept for side-by-side benchmarks).
+    actuator_model: str = "servo"
 
     @property
     def model_path(self) -> Path:
@@ -141,11 +147,14 @@ def standard_factors(
     nominal: dict[str, float],
     norm: dict[str, tuple[float, float]],
     units: dict[str, str],
+    supply_voltage: float | None = None,
 ) -> tuple[FactorDef, ...]:
     """Build the standard factor list of a robot from its joint, link and actuator names.
 
     ``units`` maps each joint to "rad" or "m"; ``nominal`` and ``norm`` are keyed by factor name
     (missing nominals default to the neutral value: 1 for scales, 0 otherwise).
+    ``supply_voltage``: the nominal supply [V] of a robot whose servos are simulated with their
+    torque-speed envelope; it adds the ``supply_voltage`` factor.
     """
     inf = float("inf")
     out: list[FactorDef] = []
@@ -171,6 +180,9 @@ def standard_factors(
     for j in actuated:
         add(f"{j}_strength", "motor_strength", j, "x", 1.0, (0.0, 10.0),
             f"motor gain scale on joint {j} (effort per amp)")
+    if supply_voltage is not None:
+        add("supply_voltage", "supply_voltage", "", "V", supply_voltage, (1.0, 30.0),
+            "servo supply voltage: stall torque and no-load speed scale with it")
     add("latency_steps", "latency_steps", "", "control steps", 0.0, (0.0, 10.0),
         "actuation delay", integer=True)
     add("pos_noise", "pos_noise", "", "rad or m", 0.0, (0.0, 1.0),

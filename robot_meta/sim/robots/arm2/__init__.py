@@ -14,6 +14,7 @@ _NORM = {  # the `all` family's training ranges: these map to [-1, 1] in the fac
     "link2_mass_scale": (0.7, 1.3),
     "payload_mass": (0.0, 0.5),
     "payload_offset": (-0.05, 0.05),
+    "supply_voltage": (10.0, 14.8),  # the servo's operating range
     "shoulder_strength": (0.7, 1.3),
     "elbow_strength": (0.7, 1.3),
     "latency_steps": (0.0, 2.0),
@@ -47,6 +48,7 @@ ROBOT = RobotDef(
         },
         norm=_NORM,
         units={C.SHOULDER: "rad", C.ELBOW: "rad"},
+        supply_voltage=C.SUPPLY_VOLTAGE,
     ),
     default_task="reach",
 )

@@ -34,6 +34,8 @@ ELBOW_FRICTIONLOSS = 0.02
 SHOULDER_RANGE = (-2.8, 2.8)  # rad, hard stops
 ELBOW_RANGE = (-2.6, 2.6)
 
+SUPPLY_VOLTAGE = 12.0  # V, the servos' nominal supply (xm430-w350.toml)
+
 PHYSICS_DT = 0.005
 CONTROL_DT = 0.02
 EPISODE_STEPS = 200  # 4 s

@@ -1,4 +1,8 @@
-"""Arm2 hardware map: two XM430-W350 servos in current control, direct drive."""
+"""Arm2 hardware map: two XM430-W350 servos in current control, direct drive.
+
+Velocity limits, unit scales and the torque constant come from the servo file
+(``robot_meta/hardware/servos/xm430-w350.toml``): the velocity limit is the no-load speed at
+12 V, and the effort of +1 action is K_t * 2.0 A = 3.5652 N*m."""
 
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
 from robot_meta.sim.robots.arm2 import constants as C
@@ -13,9 +17,7 @@ HARDWARE_MAP = HardwareMap(
             actuated=True,
             kind="revolute",
             position_limits=(-2.7, 2.7),  # inside the hard stops
-            velocity_limit=8.0,  # rad/s
-            effort_limit=3.5652,  # N*m = 1.7826 N*m/A * 2.0 A
-            max_current_a=2.0,
+            max_current_a=2.0,  # A: 3.5652 N*m, below the 4.1 N*m stall torque
         ),
         JointHardware(
             joint=C.ELBOW,
@@ -24,8 +26,6 @@ HARDWARE_MAP = HardwareMap(
             actuated=True,
             kind="revolute",
             position_limits=(-2.5, 2.5),
-            velocity_limit=8.0,
-            effort_limit=3.5652,
             max_current_a=2.0,
         ),
     ),

@@ -1,0 +1,12 @@
+"""Servo models as data (one TOML file each) and the actuator envelope they imply."""
+
+from robot_meta.hardware.servos.servo_model import (
+    SERVO_DIR,
+    GearboxSpec,
+    MotorSpec,
+    ServoModel,
+    ServoSpecError,
+    load_servo,
+)
+
+__all__ = ["SERVO_DIR", "GearboxSpec", "MotorSpec", "ServoModel", "ServoSpecError", "load_servo"]
