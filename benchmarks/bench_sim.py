@@ -66,15 +66,22 @@ class _MLP:
         return np.asarray(np.tanh(x @ self.w[-1] + self.b[-1]))
 
 
-def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) -> dict[str, Any]:
-    """Measure (a), (b) and (c); return the JSON-able result."""
+def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
+        actuators: str = "servo") -> dict[str, Any]:
+    """Measure (a), (b) and (c); return the JSON-able result. ``actuators``: ``servo`` (the
+    servo's <dcmotor> envelope, armature and implicitfast) or ``ideal`` (the model before issue
+    20: ideal effort sources, Euler)."""
+    import dataclasses
+
     import mujoco
     from dm_control import suite
     from mujoco import rollout
 
     from robot_meta.sim import make_vec_env
+    from robot_meta.sim.robots import get_robot
 
-    env = make_vec_env(robot, "all", num_envs, seed=0, nthread=nthread)
+    rdef = dataclasses.replace(get_robot(robot), actuator_model=actuators)
+    env = make_vec_env(rdef, "all", num_envs, seed=0, nthread=nthread)
     be = env.backend
     rng = np.random.default_rng(0)
     policy = _MLP(env.obs_dim, env.action_dim, rng)
@@ -146,6 +153,8 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) ->
     dm_dt = float(dm.control_timestep())
     return {
         "robot": robot,
+        "actuators": actuators,
+        "integrator": str(mujoco.mjtIntegrator(be.base_model.opt.integrator).name),
         "num_envs": num_envs,
         "nthread": nthread,
         "substeps": be.nsub,
@@ -175,6 +184,23 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) ->
     }
 
 
+def compare(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) -> dict[str, Any]:
+    """The servo and ideal models side by side: ``rounds`` alternating one-round runs of each,
+    medians per model, and the ratios servo / ideal of env_vs_raw and env_vs_dm_control."""
+    keys = ("env_vs_raw", "env_vs_dm_control", "env_sps", "raw_rollout_physics_sps")
+    runs: dict[str, list[dict[str, Any]]] = {"ideal": [], "servo": []}
+    for _ in range(rounds):
+        for name in ("ideal", "servo"):
+            runs[name].append(run(robot, num_envs, nthread, 1, seconds, actuators=name))
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in runs.items()}
+    return {
+        "robot": robot, "num_envs": num_envs, "rounds": rounds, **{n: m for n, m in med.items()},
+        "servo_vs_ideal": {k: med["servo"][k] / med["ideal"][k] for k in keys},
+        "integrators": {n: rs[0]["integrator"] for n, rs in runs.items()},
+        "machine": runs["servo"][0]["machine"], "date": runs["servo"][0]["date"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="robot-meta bench sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,12 +210,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument("--compare-ideal", action="store_true",
+                   help="also measure the ideal-actuator model of before issue 20, in alternating "
+                        "rounds, and report servo / ideal ratios")
     args = p.parse_args(argv)
-    res = run(args.robot, args.num_envs, args.nthread, args.rounds, args.seconds)
+    if args.compare_ideal:
+        res = compare(args.robot, args.num_envs, args.nthread, args.rounds, args.seconds)
+    else:
+        res = run(args.robot, args.num_envs, args.nthread, args.rounds, args.seconds)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         for k, v in res.items():
+            if isinstance(v, dict):
+                v = ", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}"
+                              for a, b in v.items())
             print(f"{k:28s} {v:.4g}" if isinstance(v, float) else f"{k:28s} {v}")
     return 0
 

@@ -144,12 +144,10 @@ def run(args: argparse.Namespace) -> int:
                            oracle_params=str(hidden), baseline=str(base_bundle) if base_dir else "",
                            command=f"robot-meta demo --run {run_dir}"
                                    + (f" --baseline-run {base_dir}" if base_dir else " --no-baseline"))
-        # The policies were trained without motor velocity saturation and exceed the servos'
-        # 2x velocity-limit trip on the emulated arm: the demo disables that trip (the clamp
-        # that cuts accelerating current above the velocity limit stays on).
+        # The overspeed trip stays on: the simulators give the servos their torque-speed line,
+        # so a trained policy cannot drive a joint past the no-load speed.
         session = AdaptationSession(cfg, spec, session_dir=work / "session",
-                                    status=lambda m: _say(args, "      " + m),
-                                    robot_kwargs={"overspeed_factor": None})
+                                    status=lambda m: _say(args, "      " + m))
         _say(args, f"[5/5] adapting: {len(session.plan)} rollouts on the emulated robot")
         result = session.run()
         timings["session_s"] = time.perf_counter() - t

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_meta.sim.batched_env import BatchedEnv
+from robot_meta.sim.feasibility import check_family
 from robot_meta.sim.mujoco_backend import MujocoBackend
 from robot_meta.sim.randomize import FamilySpec, load_family
 from robot_meta.sim.robots.robot_def import RobotDef, get_robot
@@ -54,5 +55,6 @@ def make_vec_env(
     """
     rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
     fam = load_family(rdef, family)
+    check_family(rdef, fam)  # refuse training ranges the servos cannot hold
     return VecEnv(rdef, fam, num_envs, seed, task=task, nthread=nthread, split=split,
                   params=params, fixed_tasks=fixed_tasks, resample_prob=resample_prob)
