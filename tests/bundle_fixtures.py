@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-OBS, ACT, F, L, H = 12, 2, 15, 8, 50
+OBS, ACT, F, L, H = 12, 2, 16, 8, 50
 
 
 def _models(method: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
+from robot_meta.hardware.servos import ServoEffects, ServoSpecError
 from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 from robot_meta.sim.task import InitSpec
 
@@ -288,16 +289,37 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path}: malformed TOML: {e}") from e
 
 
-def load_families(robot: str | RobotDef, path: str | Path | None = None) -> dict[str, FamilySpec]:
-    """All families in a family file (the robot's bundled ``families.toml`` by default)."""
-    rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
-    path = Path(path) if path else rdef.families_path
+def _read_family_file(rdef: RobotDef, path: Path) -> tuple[dict[str, FamilySpec], str | None]:
+    """The families of a family file and its top-level ``headline`` (None when absent): the
+    family whose results headline the robot, validated to name a family of the file."""
     data = read_toml(path)
     file_robot = data.pop("robot", rdef.name)
     if file_robot != rdef.name:
         raise SpecError(f"{path}: robot = {file_robot!r}, but families were requested for "
                         f"{rdef.name!r}")
-    return {name: parse_family(rdef, name, raw, f"{path}: [{name}]") for name, raw in data.items()}
+    headline = data.pop("headline", None)
+    fams = {name: parse_family(rdef, name, raw, f"{path}: [{name}]") for name, raw in data.items()}
+    if headline is not None and (not isinstance(headline, str) or headline not in fams):
+        raise SpecError(f"{path}: headline = {headline!r} names no family of the file; "
+                        f"families: {', '.join(fams)}")
+    return fams, headline
+
+
+def load_families(robot: str | RobotDef, path: str | Path | None = None) -> dict[str, FamilySpec]:
+    """All families in a family file (the robot's bundled ``families.toml`` by default)."""
+    rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
+    return _read_family_file(rdef, Path(path) if path else rdef.families_path)[0]
+
+
+def headline_family(robot: str | RobotDef) -> str:
+    """The robot's headline family: the top-level ``headline = "<family>"`` of its bundled
+    ``families.toml``, the family its benchmarks default to."""
+    rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
+    _, headline = _read_family_file(rdef, rdef.families_path)
+    if headline is None:
+        raise SpecError(f"{rdef.families_path}: no top-level headline = \"<family>\" naming the "
+                        "robot's headline family")
+    return headline
 
 
 def load_family(robot: str | RobotDef, family: str | Path | FamilySpec) -> FamilySpec:
@@ -329,12 +351,24 @@ def load_family(robot: str | RobotDef, family: str | Path | FamilySpec) -> Famil
 
 def load_params_file(path: str | Path, robot: str | None = None) -> tuple[RobotDef, np.ndarray]:
     """Read a hidden-parameter file (``robot = "arm2"`` and a ``[params]`` table of factor
-    values; missing factors are nominal). Returns the robot and its (F,) parameter vector."""
+    values; missing factors are nominal). Returns the robot and its (F,) parameter vector.
+    A ``[servo]`` table (the twin's unmodeled servo effects, see :func:`load_twin_params`) is
+    validated and otherwise ignored."""
+    rdef, params, _ = load_twin_params(path, robot)
+    return rdef, params
+
+
+def load_twin_params(path: str | Path, robot: str | None = None
+                     ) -> tuple[RobotDef, np.ndarray, ServoEffects]:
+    """Read a hidden-parameter file for the twin: ``robot``, a ``[params]`` table of factor
+    values (missing factors are nominal) and an optional ``[servo]`` table of unmodeled servo
+    effects (:class:`robot_meta.hardware.servos.ServoEffects`; missing effects are off).
+    Returns the robot, its (F,) parameter vector and the effects."""
     data = read_toml(Path(path))
-    unknown = set(data) - {"robot", "params", "description"}
+    unknown = set(data) - {"robot", "params", "servo", "description"}
     if unknown:
         raise SpecError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: robot, params, "
-                        "description")
+                        "servo, description")
     name = data.get("robot", robot)
     if name is None:
         raise SpecError(f"{path}: missing `robot = \"cartpole\"` or `robot = \"arm2\"`")
@@ -347,4 +381,9 @@ def load_params_file(path: str | Path, robot: str | None = None) -> tuple[RobotD
     values = data.get("params", {})
     if not isinstance(values, dict):
         raise SpecError(f"{path}: [params] must be a table of factor = value")
-    return rdef, params_from_dict(rdef, values, f"{path}: [params]")
+    params = params_from_dict(rdef, values, f"{path}: [params]")
+    try:
+        effects = ServoEffects.from_table(data.get("servo", {}), f"{path}: [servo]")
+    except ServoSpecError as e:
+        raise SpecError(str(e)) from e
+    return rdef, params, effects

@@ -12,6 +12,7 @@ import torch
 from robot_meta.export.exporter import ExportInfo, export_bundle
 from robot_meta.export.onnx_export import ExportError
 from robot_meta.runtime import load_bundle
+from tests.bundle_fixtures import F
 
 
 def _obs(n: int = 64) -> np.ndarray:
@@ -38,7 +39,7 @@ def test_round_trip_parity(bundles, method: str) -> None:  # type: ignore[no-unt
             zr = mods["encoder"](torch.from_numpy(hist)).numpy()
         zo, var = b.encoder.infer(hist)
         assert var is None and np.abs(zo - zr).max() <= 1e-5
-        e = np.random.default_rng(4).uniform(-1, 1, (5, 15)).astype(np.float32)
+        e = np.random.default_rng(4).uniform(-1, 1, (5, F)).astype(np.float32)
         with torch.no_grad():
             zm = mods["privileged_encoder"](torch.from_numpy(e)).numpy()
         assert np.abs(b.privileged_encoder.infer(e) - zm).max() <= 1e-5

@@ -14,7 +14,7 @@ from robot_meta.errors import UserError
 from robot_meta.runtime.adapters import make_adapter, resolve_method
 from robot_meta.runtime.bundle import load_bundle
 from robot_meta.runtime.recurrent_adapter import RecurrentAdapter
-from tests.bundle_fixtures import RL2_HIDDEN
+from tests.bundle_fixtures import RL2_HIDDEN, F
 
 
 def _rollout(ad: RecurrentAdapter, n: int, seed: int, act: bool = True) -> list[tuple[Any, ...]]:
@@ -101,7 +101,7 @@ def test_robot_rule_matches_the_training_agent(rl2_bundle) -> None:  # type: ign
         for _ in range(12):
             o = rng.normal(0, 0.5, 12)
             a_rt = ad.act(o)
-            a_tr = agent.act(o[None], np.zeros((1, 15)))[0]
+            a_tr = agent.act(o[None], np.zeros((1, F)))[0]
             np.testing.assert_allclose(a_rt, a_tr, atol=1e-5)
             r = float(rng.uniform())
             ad.observe(o, a_rt, r, o)
