@@ -30,7 +30,7 @@ from robot_meta.hardware.errors import (
 )
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware, load_hardware_map
 from robot_meta.hardware.robot import JointState, Robot
-from robot_meta.hardware.safety import SafetyLimits, TorqueGuard
+from robot_meta.hardware.safety import SafetyLimits, ServoLimitError, TorqueGuard
 
 if TYPE_CHECKING:
     from robot_meta.hardware.dynamixel.serial_bus import SerialBus
@@ -57,6 +57,7 @@ __all__ = [
     "BusNotConnectedError", "BusStats", "CorruptPacketError", "Emulator", "Faults",
     "HardwareAlertError", "HardwareError", "HardwareMap", "JointHardware", "JointState",
     "MockBus", "ModelMismatchError", "MotorBus", "PortError", "RegisterError", "Robot",
-    "SafetyError", "SafetyLimits", "SerialBus", "ServoNotFoundError", "ServoTimeoutError",
+    "SafetyError", "SafetyLimits", "SerialBus", "ServoLimitError", "ServoNotFoundError",
+    "ServoTimeoutError",
     "StatusError", "TorqueGuard", "TorqueLostError", "load_hardware_map", "open_bus",
 ]

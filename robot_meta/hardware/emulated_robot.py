@@ -5,13 +5,18 @@ in-process.
 Each physics step of ``physics_dt``:
 
 1. every device runs its firmware checks (bus watchdog);
-2. each actuated device gives the current its motor drives, I_k [A] (0 with torque off);
-3. actuation latency: the current applied at time t is the one commanded at
+2. each actuated device says what its driver does (:meth:`DynamixelDevice.drive`): a current
+   request I_k [A] in the current-based modes, or a PWM duty d_k in PWM mode (nothing with
+   torque off);
+3. actuation latency: the drive applied at time t is the one commanded at
    t - latency_steps * control_dt (the hidden ``latency_steps`` factor, as in the env core);
-4. the plant advances with joint effort tau_k = current_to_effort(I_k) (the hidden motor
-   strength factor scales it inside the twin);
+4. the plant advances with joint effort tau_k = current_to_effort(I_k) = K_t I_k / r, or in
+   PWM mode with duty direction * d_k; the plant applies the servo's torque-speed envelope to
+   joints with ``servo_physics`` (and the hidden strength and supply voltage factors);
 5. the sensors report q_meas = q + b_j + sigma_q * N(0, 1) and dq_meas = dq + sigma_dq * N(0, 1)
-   (hidden ``<joint>_bias``, ``pos_noise`` and ``vel_noise``) into the present registers.
+   (hidden ``<joint>_bias``, ``pos_noise`` and ``vel_noise``) into the present registers, with
+   the motor's actual current and the supply voltage after sag as the plant reports them
+   (Present Current, Present PWM, Present Input Voltage).
 
 Nothing here imports a simulator at module load: the twin and MuJoCo plants import lazily.
 """
@@ -27,11 +32,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from robot_meta.hardware.dynamixel.control_table import BAUD_RATES, get_table
-from robot_meta.hardware.dynamixel.device import DynamixelDevice
+from robot_meta.hardware.dynamixel.device import DRIVE_OFF, DynamixelDevice
 from robot_meta.hardware.dynamixel.network import DeviceNetwork
 from robot_meta.hardware.hardware_map import HardwareMap
 
 if TYPE_CHECKING:
+    from robot_meta.hardware.servos import ServoEffects
     from robot_meta.sim.robots.robot_def import RobotDef
 
 # Rest poses: where the robot settles when unpowered (the cartpole's pole hangs down).
@@ -47,8 +53,18 @@ class Plant(Protocol):
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         """True joint positions and velocities, (nq,) each."""
 
-    def step(self, effort: np.ndarray, dt: float) -> None:
-        """Advance dt seconds holding the actuated joints' efforts (n_actuated,)."""
+    def step(self, effort: np.ndarray, dt: float, duty: np.ndarray | None = None) -> None:
+        """Advance dt seconds holding the actuated joints' commands, (n_actuated,) each: the
+        effort [N*m or N] of a joint in a current-based mode, and where ``duty`` is finite,
+        PWM mode with that duty in [-1, 1] instead (joint frame: +1 pushes toward +q)."""
+
+    def motor_current(self) -> np.ndarray | None:
+        """The actuated joints' actual motor currents [A] over the last step, in the frame of
+        the effort (effort = K_t I / r), or None when the plant does not model them."""
+
+    def supply_voltage(self) -> float | None:
+        """The servos' supply voltage after sag [V] over the last step, or None when the plant
+        does not model it (the servo's nominal voltage)."""
 
     def close(self) -> None: ...
 
@@ -61,6 +77,7 @@ class StaticPlant:
         self.q = np.zeros(len(joints))
         self.dq = np.zeros(len(joints))
         self.last_effort = np.zeros(0)
+        self.last_duty: np.ndarray | None = None
 
     def set_state(self, q: np.ndarray, dq: np.ndarray) -> None:
         """Place the joints."""
@@ -70,23 +87,34 @@ class StaticPlant:
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         return self.q, self.dq
 
-    def step(self, effort: np.ndarray, dt: float) -> None:
+    def step(self, effort: np.ndarray, dt: float, duty: np.ndarray | None = None) -> None:
+        """Record the commands (the joints do not move)."""
         self.last_effort = np.asarray(effort, dtype=float).copy()
+        self.last_duty = None if duty is None else np.asarray(duty, dtype=float).copy()
+
+    def motor_current(self) -> np.ndarray | None:
+        return None
+
+    def supply_voltage(self) -> float | None:
+        return None
 
     def close(self) -> None:
         pass
 
 
 class TwinPlant:
-    """The PyBullet twin (:class:`robot_meta.sim.twin.TwinBackend`) with hidden params."""
+    """The PyBullet twin (:class:`robot_meta.sim.twin.TwinBackend`) with hidden params and the
+    servo effects of a hidden-params file's ``[servo]`` table (None: all off). The twin applies
+    the servo envelope (current and PWM mode) every physics step and reports the motor currents
+    and the supply after sag."""
 
     def __init__(self, robot: RobotDef, params: np.ndarray, physics_dt: float | None = None,
-                 qpos0: np.ndarray | None = None):
+                 qpos0: np.ndarray | None = None, effects: ServoEffects | None = None):
         from robot_meta.sim.twin import TWIN_PHYSICS_DT, TwinBackend
 
         self.physics_dt = physics_dt or TWIN_PHYSICS_DT
         self.joints = tuple(robot.joints)
-        self.twin = TwinBackend(robot, num_envs=1, physics_dt=self.physics_dt)
+        self.twin = TwinBackend(robot, num_envs=1, physics_dt=self.physics_dt, effects=effects)
         self.twin.set_params(np.array([0]), np.asarray(params, dtype=float)[None])
         q0 = np.zeros(len(self.joints)) if qpos0 is None else np.asarray(qpos0, dtype=float)
         self.twin.set_state(np.array([0]), q0[None], np.zeros((1, len(self.joints))))
@@ -94,9 +122,16 @@ class TwinPlant:
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         return self.twin.qpos[0], self.twin.qvel[0]
 
-    def step(self, effort: np.ndarray, dt: float) -> None:
+    def step(self, effort: np.ndarray, dt: float, duty: np.ndarray | None = None) -> None:
         nsub = max(1, round(dt / self.physics_dt))
-        self.twin.step_effort(np.asarray(effort, dtype=float)[None], nsub)
+        self.twin.step_effort(np.asarray(effort, dtype=float)[None], nsub,
+                              None if duty is None else np.asarray(duty, dtype=float)[None])
+
+    def motor_current(self) -> np.ndarray | None:
+        return np.asarray(self.twin.motor_current[0])
+
+    def supply_voltage(self) -> float | None:
+        return float(self.twin.supply_now[0])
 
     def close(self) -> None:
         self.twin.close()
@@ -105,14 +140,30 @@ class TwinPlant:
 class BackendPlant:
     """Any :class:`robot_meta.sim.batched_env.PhysicsBackend` with one env (e.g. the MuJoCo
     backend). It steps whole control periods with normalized actions, so efforts become
-    ctrl = effort / gear and ``dt`` must be the robot's control period."""
+    ctrl = effort / gear and ``dt`` must be the robot's control period. The backend applies the
+    envelope of its servo joints itself (MuJoCo's ``<dcmotor>``) to current requests.
+
+    PWM mode is an approximation: the duty d becomes, once per control period, the torque of
+    ``ServoModel.pwm_torque`` at the joint's speed w at the start of the period,
+    tau = s tau_s(V) (d - s w / w0(V)), held for the whole period (the backend cannot take a
+    voltage command); ctrl = tau / (s gear), so that the backend's strength-scaled gear gives
+    back tau. V and s are the hidden ``supply_voltage`` and ``<joint>_strength`` factors when
+    the robot has them (else the nominal voltage and 1), and the torque is capped by the
+    backend's ctrl range (max_current_a).
+    """
 
     def __init__(self, robot: RobotDef, backend: Any, params: np.ndarray,
                  qpos0: np.ndarray | None = None):
         self.joints = tuple(robot.joints)
         self.backend = backend
         hw = robot.hardware_map
-        self._gear = np.array([hw.joint(j).gear for j in robot.actuated_joints])
+        self._hw = [hw.joint(j) for j in robot.actuated_joints]
+        self._gear = np.array([j.gear for j in self._hw])
+        self._cols = [self.joints.index(j) for j in robot.actuated_joints]
+        val = dict(zip(robot.factor_names, np.asarray(params, dtype=float).tolist(), strict=True))
+        self._strength = np.array([val.get(f"{j}_strength", 1.0) for j in robot.actuated_joints])
+        motors = [j.servo.motor for j in self._hw if j.servo.motor is not None]
+        self._supply = val.get("supply_voltage", motors[0].nominal_voltage if motors else math.nan)
         self.physics_dt = robot.control_dt
         backend.set_params(np.array([0]), np.asarray(params, dtype=float)[None])
         q0 = np.zeros(len(self.joints)) if qpos0 is None else np.asarray(qpos0, dtype=float)
@@ -121,9 +172,27 @@ class BackendPlant:
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.backend.qpos[0]), np.asarray(self.backend.qvel[0])
 
-    def step(self, effort: np.ndarray, dt: float) -> None:
+    def step(self, effort: np.ndarray, dt: float, duty: np.ndarray | None = None) -> None:
         # ctrl = tau / gear, so that the backend's gear * ctrl gives back tau.
-        self.backend.step((np.asarray(effort, dtype=float) / self._gear)[None])
+        ctrl = np.asarray(effort, dtype=float) / self._gear
+        if duty is not None:
+            _, dq = self.state()
+            for k, d in enumerate(np.asarray(duty, dtype=float).tolist()):
+                if not math.isfinite(d):
+                    continue
+                j, s = self._hw[k], float(self._strength[k])
+                r = j.transmission
+                # Motor output speed w = qdot / r; tau at the output, tau / r at the joint.
+                tau = float(j.servo.pwm_torque(d, float(dq[self._cols[k]]) / r, self._supply,
+                                               np.inf, s))
+                ctrl[k] = tau / r / (s * self._gear[k]) if s > 0 else 0.0
+        self.backend.step(ctrl[None])
+
+    def motor_current(self) -> np.ndarray | None:
+        return None
+
+    def supply_voltage(self) -> float | None:
+        return float(self._supply) if math.isfinite(self._supply) else None
 
     def close(self) -> None:
         self.backend.close()
@@ -180,6 +249,9 @@ class EmulatedRobot:
         self._joint_devices = [self.devices[j.motor_id] for j in hw.joints]
         self._act_joints = hw.actuated
         self._act_devices = [self.devices[j.motor_id] for j in hw.actuated]
+        self._direction = np.array([float(j.direction) for j in hw.actuated])
+        motors = [j.servo.motor for j in hw.actuated if j.servo.motor is not None]
+        self.nominal_supply_v = motors[0].nominal_voltage if motors else math.nan
         self._cols = [plant.joints.index(j.joint) for j in hw.joints]
         self._act = [k for k, j in enumerate(hw.joints) if j.actuated]
         f = dict(factors or {})
@@ -191,26 +263,42 @@ class EmulatedRobot:
         self.time = 0.0
         self.steps = 0
         self._history: deque[tuple[float, np.ndarray]] = deque()
-        self.applied_current = np.zeros(len(self._act))
-        self._delayed = np.zeros(len(self._act))
+        # The drive of each actuated joint (motor frame): [current request A, duty] rows, duty
+        # NaN in the current-based modes (see DynamixelDevice.drive).
+        self._off = np.array([DRIVE_OFF] * len(self._act), dtype=float).reshape(-1, 2)
+        self.applied_drive = self._off.copy()
+        self._delayed = self._off.copy()
+        self.motor_current = np.zeros(len(self._act))  # actual motor currents [A], motor frame
+        self.supply_v = self.nominal_supply_v
         self._refresh(0.0)
+
+    @property
+    def applied_current(self) -> np.ndarray:
+        """The current requests [A] applied in the last step (0 in PWM mode, motor frame)."""
+        return self.applied_drive[:, 0]
 
     @classmethod
     def from_robot(cls, robot: str | RobotDef, params: Any = None, *, plant: str | Any = "twin",
                    physics_dt: float | None = None, qpos0: Mapping[str, float] | None = None,
                    baud: int = 1_000_000, seed: int = 0) -> EmulatedRobot:
         """Build from a bundled robot: ``plant`` is ``"twin"`` (PyBullet), ``"mujoco"``,
-        ``"none"`` (a :class:`StaticPlant`) or a PhysicsBackend instance with one env."""
+        ``"none"`` (a :class:`StaticPlant`) or a PhysicsBackend instance with one env. A
+        hidden-params file's ``[servo]`` effects go to the twin."""
         from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 
         rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
         vec = resolve_params(rdef, params)
+        effects = None
+        if plant == "twin" and isinstance(params, str | Path):
+            from robot_meta.sim.randomize import load_twin_params
+
+            _, _, effects = load_twin_params(params, robot=rdef.name)
         pose = dict(REST_POSE.get(rdef.name, {}))
         pose.update(qpos0 or {})
         q0 = np.array([pose.get(j, 0.0) for j in rdef.joints])
         pl: Any
         if plant == "twin":
-            pl = TwinPlant(rdef, vec, physics_dt, q0)
+            pl = TwinPlant(rdef, vec, physics_dt, q0, effects=effects)
             dt = pl.physics_dt
         elif plant == "mujoco":
             from robot_meta.sim.mujoco_backend import MujocoBackend
@@ -251,7 +339,8 @@ class EmulatedRobot:
         for d in self._all_devices:
             d.check_watchdog(now)
         devs = self._act_devices
-        commanded = np.array([d.drive_current() if d.online else 0.0 for d in devs])
+        commanded = np.array([d.drive() if d.online else DRIVE_OFF for d in devs],
+                             dtype=float).reshape(-1, 2)
         # Latency: apply the newest command issued at or before now - latency_s.
         if self.latency_s > 0.0:
             self._history.append((now, commanded))
@@ -264,20 +353,56 @@ class EmulatedRobot:
         # A servo whose torque is off now drives nothing, whatever is still in the pipeline.
         on = [d.online and d.torque_enabled for d in devs]
         if not all(on):
-            applied = np.where(on, applied, 0.0)
-        self.applied_current = applied
-        effort = np.array([j.current_to_effort(float(i))
-                           for j, i in zip(self._act_joints, applied, strict=True)])
-        self.plant.step(effort, self.physics_dt)
+            applied = np.where(np.array(on)[:, None], applied, self._off)
+        self.applied_drive = applied
+        pwm = np.isfinite(applied[:, 1])
+        effort = np.array([0.0 if p else j.current_to_effort(float(i)) for j, i, p in
+                           zip(self._act_joints, applied[:, 0], pwm, strict=True)])
+        # Joint frame: a duty d pushes the joint toward direction * d.
+        duty = self._direction * applied[:, 1] if pwm.any() else None
+        self.plant.step(effort, self.physics_dt, duty)
         self.time = now + self.physics_dt
         self.steps += 1
         self._refresh(self.physics_dt)
 
+    def _estimate_currents(self, dq: np.ndarray) -> np.ndarray:
+        """Motor currents [A] (motor frame) for a plant that does not report them: the torque
+        the servo envelope gives at the joint's speed after the step, over K_t (nominal
+        strength); the request itself for a joint without servo physics."""
+        out = np.zeros(len(self._act))
+        volts = self.supply_v
+        for n, (k, j, dev) in enumerate(zip(self._act, self._act_joints, self._act_devices,
+                                            strict=True)):
+            i_req, d = (float(x) for x in self.applied_drive[n])
+            servo = j.servo
+            if not (dev.online and dev.torque_enabled):
+                continue  # the driver is off: no current
+            if not (j.servo_physics and servo.has_motor and math.isfinite(volts)):
+                out[n] = i_req
+                continue
+            kt = j.torque_constant
+            omega = j.direction * float(dq[self._cols[k]]) / j.transmission  # motor rad/s
+            t_max = kt * dev.get("current_limit") * j.current_unit_a
+            if math.isfinite(d):
+                tau = servo.pwm_torque(d, omega, volts, t_max)
+            else:
+                tau = servo.envelope(kt * i_req, omega, volts, t_max)
+            out[n] = float(tau) / kt
+        return out
+
     def _refresh(self, dt: float) -> None:
         q, dq = self.plant.state()
+        volts = self.plant.supply_voltage()
+        self.supply_v = self.nominal_supply_v if volts is None else volts
+        measured = self.plant.motor_current()
+        # The plant's currents are in the effort's frame (effort = K_t I / r): the motor's
+        # frame is direction * I.
+        self.motor_current = (self._estimate_currents(dq) if measured is None
+                              else self._direction * np.asarray(measured, dtype=float))
         n = len(self._joints)
         noise = self.rng.standard_normal((2, n)) if (self.pos_noise or self.vel_noise) else None
-        currents = dict(zip(self._act, self.applied_current.tolist(), strict=True))
+        currents = dict(zip(self._act, self.motor_current.tolist(), strict=True))
+        duties = dict(zip(self._act, self.applied_drive[:, 1].tolist(), strict=True))
         for k, d in enumerate(self._joint_devices):
             c = self._cols[k]
             qk = float(q[c]) + self.bias[k]
@@ -285,7 +410,8 @@ class EmulatedRobot:
             if noise is not None:
                 qk += self.pos_noise * noise[0, k]
                 dqk += self.vel_noise * noise[1, k]
-            d.update_present(qk, dqk, currents.get(k, 0.0), self.time, dt)
+            d.update_present(qk, dqk, currents.get(k, 0.0), self.time, dt,
+                             duties.get(k, math.nan), self.supply_v)
 
     # ---- inspection and faults --------------------------------------------------------------
     def true_state(self) -> tuple[np.ndarray, np.ndarray]:

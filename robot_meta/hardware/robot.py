@@ -2,11 +2,13 @@
 
 It reads joint state in SI units and writes joint commands after the safety layer, returning
 the command actually sent. On connect it checks every servo (ID answers, model number matches),
-configures the actuated ones (operating mode, current limit, return delay 0), maps the state
-and health registers into one indirect-data block (so that each cycle is one sync read + one
-sync write, and every read also checks torque enable and hardware errors) and arms the bus
-watchdog; torque goes off on any exception inside its methods, on SIGINT/SIGTERM, on exit and
-when the ``with`` block ends.
+configures the actuated ones (operating mode, return delay 0, and the servo's own Current
+Limit and PWM Limit, written with torque off and read back by
+:func:`~robot_meta.hardware.safety.write_servo_limits`), maps the state and health registers
+into one indirect-data block (so that each cycle is one sync read + one sync write, and every
+read also checks torque enable and hardware errors) and arms the bus watchdog; torque goes off
+on any exception inside its methods, on SIGINT/SIGTERM, on exit and when the ``with`` block
+ends.
 
     with Robot(open_bus(port), load_hardware_map("arm2")) as robot:
         robot.enable()
@@ -34,7 +36,12 @@ from robot_meta.hardware.errors import (
     TorqueLostError,
 )
 from robot_meta.hardware.hardware_map import HardwareMap
-from robot_meta.hardware.safety import SafetyLimits, TorqueGuard
+from robot_meta.hardware.safety import (
+    SafetyLimits,
+    TorqueGuard,
+    verify_servo_limits,
+    write_servo_limits,
+)
 
 STATE_REGISTERS = ("present_current", "present_velocity", "present_position")
 # The bytes gathered by indirect addressing so that one sync read per cycle returns the state
@@ -141,7 +148,10 @@ class Robot:
             raise
 
     def connect(self) -> None:
-        """Check and configure every servo, arm the watchdog. Torque stays off (see enable)."""
+        """Check and configure every servo, arm the watchdog. Torque stays off (see enable).
+
+        Raises :class:`~robot_meta.hardware.safety.ServoLimitError` (torque off) when a servo's
+        Current Limit or PWM Limit does not take the value safety requires."""
         bus = self.bus
         if not bus.is_connected:
             bus.connect()
@@ -181,9 +191,7 @@ class Robot:
                 if not j.actuated:
                     continue
                 bus.write(j.motor_id, "operating_mode", MODES[self.mode])
-                limit_raw = min(table["current_limit"].high, int(j.max_current_a
-                                                                 / j.current_unit_a))
-                bus.write(j.motor_id, "current_limit", limit_raw)
+                write_servo_limits(bus, j)
                 if self.mode == "position":
                     lo, hi = sorted(j.position_to_ticks(x) for x in j.position_limits)
                     bus.write(j.motor_id, "min_position_limit", max(0, lo))
@@ -193,6 +201,13 @@ class Robot:
         self.connected = True
         if self._guard is not None:
             self._guard.install()
+
+    def verify_servo_limits(self) -> dict[int, dict[str, int]]:
+        """Read back every actuated servo's Current Limit and PWM Limit; raise
+        :class:`~robot_meta.hardware.safety.ServoLimitError` (torque off) if one differs from
+        what ``connect`` wrote. Returns {motor ID: {register: value}}."""
+        with self._guarded():
+            return {j.motor_id: verify_servo_limits(self.bus, j) for j in self.hw.actuated}
 
     def _map_state_block(self) -> tuple[int, int] | None:
         """Point indirect addresses 1..12 of every device at STATE_LAYOUT; returns the

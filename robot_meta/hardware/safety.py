@@ -15,6 +15,13 @@ tau = current_to_effort(I) (its sign says which way it pushes):
 
 Position commands are clipped into the position limits. :class:`TorqueGuard` turns torque off
 on SIGINT, SIGTERM and interpreter exit, then lets the signal do what it did before.
+
+The servos enforce limits of their own, as a second line behind this one: each actuated
+servo's Current Limit (38) holds floor(max_current_a / current_unit) and its PWM Limit (36) the
+servo file's ``pwm_limit`` (:func:`servo_limit_values`). :func:`write_servo_limits` writes them
+with torque off (they are EEPROM) and reads them back; ``Robot.connect`` calls it (so do flash
+and every session, which connect), and flash verifies them again with
+:func:`verify_servo_limits`. A value that does not read back raises :class:`ServoLimitError`.
 """
 
 from __future__ import annotations
@@ -25,11 +32,24 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from robot_meta.errors import UserError
+from robot_meta.hardware.errors import SafetyError, StatusError
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.bus import MotorBus
+    from robot_meta.hardware.dynamixel.control_table import ControlTable
+
+SERVO_LIMIT_REGISTERS = ("current_limit", "pwm_limit")  # Current Limit (38), PWM Limit (36)
+
+
+class ServoLimitError(SafetyError, UserError):
+    """A servo's own limit register does not hold the value safety requires (the write was
+    refused, or it reads back different)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,65 @@ class SafetyLimits:
         if abs(dq) >= lim.velocity and tau * dq > 0.0:
             return f"accelerates beyond the velocity limit at dq={dq:g}"
         return None
+
+
+def servo_limit_values(joint: JointHardware, table: ControlTable) -> dict[str, int]:
+    """The raw values an actuated joint's servo must hold in its limit registers:
+    Current Limit = floor(max_current_a / current_unit) (the policy's action +1, never more)
+    and PWM Limit = the servo file's ``pwm_limit`` (100 % duty). Registers the control table
+    does not have are left out."""
+    values: dict[str, int] = {}
+    if "current_limit" in table:
+        values["current_limit"] = min(table["current_limit"].high,
+                                      int(joint.max_current_a / joint.current_unit_a))
+    if "pwm_limit" in table and joint.servo.pwm_limit_raw:
+        values["pwm_limit"] = min(table["pwm_limit"].high, joint.servo.pwm_limit_raw)
+    return values
+
+
+def verify_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
+    """Read back the limit registers of a joint's servo; raise :class:`ServoLimitError`, naming
+    the joint and motor ID, if one differs from :func:`servo_limit_values`. Returns
+    {register: value read}."""
+    table = bus.table(joint.motor_id)
+    expected = servo_limit_values(joint, table)
+    if not expected:
+        return {}
+    # One read of the block holding both registers (36..39 on the XM430): a late answer to an
+    # earlier single-register read has another length, so it cannot pass for this one.
+    start, length = table.span(list(expected))
+    data = bus.read_block(joint.motor_id, start, length)
+    found = {name: table[name].decode(data[table[name].address - start:table[name].end - start])
+             for name in expected}
+    for name, want in expected.items():
+        if found[name] != want:
+            raise ServoLimitError(
+                f"joint {joint.joint!r} (motor ID {joint.motor_id}): {name} reads back "
+                f"{found[name]}, not the {want} written; the servo would not enforce its own "
+                f"limit. Check that nothing else configures it (its EEPROM lock, another "
+                f"controller on the bus), power-cycle it and connect again",
+                joint.motor_id, joint.joint)
+    return found
+
+
+def write_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
+    """Turn the joint's servo's torque off (the limits are EEPROM), write its limit registers
+    (:func:`servo_limit_values`) and read them back (:func:`verify_servo_limits`). A refused
+    write or a different read-back raises :class:`ServoLimitError` naming the joint and motor
+    ID. Returns {register: value read}."""
+    table = bus.table(joint.motor_id)
+    if table.torque:
+        bus.write(joint.motor_id, "torque_enable", 0)
+    for name, value in servo_limit_values(joint, table).items():
+        try:
+            bus.write(joint.motor_id, name, value)
+        except StatusError as e:
+            raise ServoLimitError(
+                f"joint {joint.joint!r} (motor ID {joint.motor_id}): writing {name} = {value} "
+                f"failed ({e}); the servo would not enforce its own limit. Check its control "
+                "table and firmware, power-cycle it and connect again",
+                joint.motor_id, joint.joint) from e
+    return verify_servo_limits(bus, joint)
 
 
 class TorqueGuard:

@@ -5,9 +5,12 @@ Steps, each refusing with a message that names what is wrong and what to do:
 1. the bundle: manifest format and version, the SHA-256 of every file, the robot type, and
    (when the robot config lists ``trusted_keys``) an ed25519 signature by one of them;
 2. the hardware, through the HAL: every motor ID answers with the expected model number
-   (``Robot.connect``), the actuated servos read back in current-control mode with a current
-   limit that covers the bundle's ``max_current_a``, and the bundle's joints, actuated joints,
-   action limits and control rate agree with this robot's hardware map and config;
+   and every actuated servo takes its own Current Limit and PWM Limit (``Robot.connect`` writes
+   them with torque off and reads them back), the actuated servos read back in current-control
+   mode with those limits (:func:`~robot_meta.hardware.safety.verify_servo_limits`: the current
+   limit is the bundle's ``max_current_a``, the PWM limit the servo file's), and the bundle's
+   joints, actuated joints, action limits and control rate agree with this robot's hardware
+   map and config;
 3. a dry run with torque off: a few control cycles reading the joints, building observations
    with the task code and running the encoder and policy, checking that every observation is
    finite and every joint within its limits, and every action finite and in [-1, 1];
@@ -61,8 +64,11 @@ def verify_bundle(bundle_dir: str | Path, cfg: RobotConfig) -> tuple[Bundle, str
 
 
 def check_hardware(robot: Any, bundle: Bundle, cfg: RobotConfig) -> dict[str, Any]:
-    """Step 2 (after ``Robot.connect`` checked IDs and model numbers)."""
+    """Step 2 (after ``Robot.connect`` checked IDs and model numbers and wrote the servo limits).
+    Raises :class:`HardwareMismatchError`, or :class:`~robot_meta.hardware.safety.ServoLimitError`
+    when a servo's Current Limit or PWM Limit does not read back as written."""
     from robot_meta.hardware.dynamixel import control_table as ct
+    from robot_meta.hardware.safety import verify_servo_limits
 
     m, hw = bundle.manifest, robot.hw
     where = f"{bundle.path} on {cfg.source or cfg.robot}"
@@ -95,12 +101,14 @@ def check_hardware(robot: Any, bundle: Bundle, cfg: RobotConfig) -> dict[str, An
                     f"joint {j.joint!r} (ID {j.motor_id}) reads operating mode {mode}, not current "
                     f"control ({ct.MODE_CURRENT}); the bundle commands currents. Check that nothing "
                     "else reconfigures the servo")
-            limit_a = robot.bus.read(j.motor_id, "current_limit") * j.current_unit_a
+            limits = verify_servo_limits(robot.bus, j)
+            limit_a = limits["current_limit"] * j.current_unit_a
             if limit_a + j.current_unit_a < j.max_current_a:
                 raise HardwareMismatchError(
                     f"joint {j.joint!r} (ID {j.motor_id}): current limit {limit_a:.3f} A is below the "
                     f"bundle's max current {j.max_current_a} A")
-            info |= {"operating_mode": mode, "current_limit_a": round(limit_a, 4)}
+            info |= {"operating_mode": mode, "current_limit_a": round(limit_a, 4),
+                     "current_limit": limits["current_limit"], "pwm_limit": limits.get("pwm_limit")}
         servos[str(j.motor_id)] = info
     id_note = None
     if list(m.motor_ids) != list(hw.motor_ids):

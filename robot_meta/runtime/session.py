@@ -300,6 +300,10 @@ class AdaptationSession:
         if todo:
             robot = self.robot_factory() if self.robot_factory else self._open_robot()
             try:
+                # The servos' own Current Limit and PWM Limit, written with torque off when the
+                # robot connected, must still read back before torque goes on.
+                limits = robot.verify_servo_limits()
+                self.store.log("servo_limits", servos={str(i): v for i, v in limits.items()})
                 robot.enable()
                 runner = RolloutRunner(robot, self.bundle.manifest, self.spec.episode_steps or None)
                 for p in todo:

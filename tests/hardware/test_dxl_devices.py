@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 
 from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.dynamixel.device import REBOOT_TIME_S, DynamixelDevice
+from robot_meta.hardware.dynamixel.device import (
+    DRIVE_OFF,
+    OVERLOAD_TIME_S,
+    REBOOT_TIME_S,
+    DynamixelDevice,
+)
 from robot_meta.hardware.dynamixel.network import DeviceNetwork
 from robot_meta.hardware.hardware_map import load_hardware_map
 
@@ -114,10 +122,10 @@ def test_watchdog_stops_motor_and_locks_goals() -> None:
     assert _write(net, 1, "torque_enable", 1, now=0.0) == 0
     assert _write(net, 1, "goal_current", 200, now=0.05) == 0
     assert not d.check_watchdog(0.14)  # 90 ms since the last packet
-    assert d.drive_current() > 0
+    assert d.drive().current_a > 0
     assert d.check_watchdog(0.16)  # 110 ms: expired
     assert not d.torque_enabled and d.get("bus_watchdog") == -1
-    assert d.drive_current() == 0.0
+    assert d.drive() is DRIVE_OFF
     assert _write(net, 1, "goal_current", 10, now=0.2) == p.ERR_ACCESS  # goals read-only
     assert _write(net, 1, "bus_watchdog", 0, now=0.2) == 0  # clears the error
     assert _write(net, 1, "goal_current", 10, now=0.2) == 0
@@ -165,3 +173,124 @@ def test_indirect_addressing() -> None:
     assert _ask(net, 1, p.WRITE, p.le(230, 2) + p.le(-7, 2))[0].error == 0
     assert d.get("goal_current") == -7
     assert _ask(net, 1, p.WRITE, p.le(230, 2) + p.le(5000, 2))[0].error == p.ERR_DATA_RANGE
+
+
+def test_operating_modes_drive_from_the_servo_file() -> None:
+    """Current mode: goal current within the current limit; PWM mode: duty = goal PWM * unit,
+    goal PWM bounded by the PWM limit; every constant from the servo file."""
+    net, devs = _net(1)
+    d = devs[1]
+    servo = d.joint.servo if d.joint else None
+    assert servo is not None and servo.motor is not None
+    unit = servo.current_unit_a
+    assert _write(net, 1, "operating_mode", ct.MODE_CURRENT) == 0
+    assert _write(net, 1, "current_limit", 400) == 0
+    assert _write(net, 1, "torque_enable", 1) == 0
+    assert _write(net, 1, "goal_current", 401) == p.ERR_DATA_LIMIT
+    assert _write(net, 1, "goal_current", -400) == 0
+    assert d.drive() == (pytest.approx(-400 * unit), pytest.approx(math.nan, nan_ok=True))
+    # The present velocity does not change a current request: the envelope is the plant's.
+    d.set("present_velocity", 100)
+    assert d.drive().current_a == pytest.approx(-400 * unit)
+    assert _write(net, 1, "torque_enable", 0) == 0
+    assert _write(net, 1, "operating_mode", ct.MODE_PWM) == 0
+    assert _write(net, 1, "pwm_limit", 500) == 0
+    assert _write(net, 1, "torque_enable", 1) == 0
+    assert _write(net, 1, "goal_pwm", 501) == p.ERR_DATA_LIMIT
+    assert _write(net, 1, "goal_pwm", -500) == 0
+    drive = d.drive()
+    assert drive.current_a == 0.0 and drive.duty == pytest.approx(-500 * servo.pwm_unit)
+    assert _write(net, 1, "goal_pwm", 886) == p.ERR_DATA_RANGE  # beyond the register's 885
+
+
+def test_position_mode_has_no_back_emf_term_on_a_servo_joint() -> None:
+    """Back-EMF lives in the plant's envelope: the position law is the pure PD."""
+    net, devs = _net(1)
+    d = devs[1]
+    assert _write(net, 1, "torque_enable", 1) == 0  # factory mode: position (3)
+    d.set("present_velocity", 200)  # 200 * 0.229 rpm = 4.8 rad/s, the no-load speed
+    assert d.drive().current_a == 0.0  # at the goal, D gain 0 by default
+
+
+def test_joint_without_servo_physics_keeps_the_device_side_back_emf() -> None:
+    """A joint the simulators drive as an ideal effort source (``servo_physics`` False) gets
+    the envelope from its device: the back-EMF current I_s(V) w / w0(V) in the position modes,
+    and PWM turned into the current I_s(V) (d - w / w0(V))."""
+    j = dataclasses.replace(load_hardware_map("arm2").by_motor_id(1), servo_physics=False)
+    d = DynamixelDevice(1, ct.XM430_W350, j)
+    net = DeviceNetwork([d])
+    motor = j.servo.motor
+    assert motor is not None
+    assert _write(net, 1, "torque_enable", 1) == 0
+    d.set("present_velocity", 100)
+    omega = 100 * j.velocity_unit_rad_s
+    expected = -motor.stall_current * omega / motor.no_load_speed
+    assert d.drive().current_a == pytest.approx(expected, abs=j.current_unit_a)
+    assert _write(net, 1, "torque_enable", 0) == 0
+    assert _write(net, 1, "operating_mode", ct.MODE_PWM) == 0
+    assert _write(net, 1, "torque_enable", 1) == 0
+    assert _write(net, 1, "goal_pwm", 885) == 0
+    drive = d.drive()
+    assert math.isnan(drive.duty)
+    duty = 885 * j.servo.pwm_unit
+    assert drive.current_a == pytest.approx(motor.stall_current * (duty - omega / motor.no_load_speed),
+                                            abs=j.current_unit_a)
+
+
+def test_lowered_pwm_limit_saturates_the_current_loop() -> None:
+    """PWM Limit bounds the voltage in current mode too: a current that needs a duty
+    d = I / I_s(V) + w / w0(V) beyond the limit becomes PWM at the limit."""
+    net, devs = _net(1)
+    d = devs[1]
+    motor = d.joint.servo.motor if d.joint else None
+    assert motor is not None
+    assert _write(net, 1, "operating_mode", ct.MODE_CURRENT) == 0
+    assert _write(net, 1, "pwm_limit", 442) == 0  # 50 %
+    assert _write(net, 1, "torque_enable", 1) == 0
+    assert _write(net, 1, "goal_current", 100) == 0  # 0.27 A: 12 % of the stall current
+    assert math.isnan(d.drive().duty)
+    d.set("present_velocity", 100)  # 100 units = 48 % of the no-load speed: d = 0.59
+    drive = d.drive()
+    assert drive.current_a == 0.0 and drive.duty == pytest.approx(442 * d.joint.servo.pwm_unit)
+
+
+def test_present_pwm_current_and_input_voltage() -> None:
+    net, devs = _net(1)
+    d = devs[1]
+    j = d.joint
+    assert j is not None and j.servo.motor is not None
+    assert _write(net, 1, "operating_mode", ct.MODE_PWM) == 0
+    assert _write(net, 1, "torque_enable", 1) == 0
+    d.update_present(0.0, 1.0, 0.5, 0.0, 0.001, duty=0.4, supply_v=11.3)
+    assert d.get("present_input_voltage") == 113
+    assert d.get("present_pwm") == round(0.4 / j.servo.pwm_unit)
+    assert d.get("present_current") == round(0.5 / j.current_unit_a)
+    assert d.get("present_velocity") == j.velocity_to_raw(1.0)
+    # A current-based mode reports the duty its current needs: I / I_s(V) + w / w0(V).
+    d.update_present(0.0, 0.0, 0.5, 0.0, 0.001, supply_v=12.0)
+    assert d.get("present_pwm") == round(0.5 / j.servo.motor.stall_current / j.servo.pwm_unit)
+    assert _write(net, 1, "torque_enable", 0) == 0
+    d.update_present(0.0, 0.0, 0.0, 0.0, 0.001)
+    assert d.get("present_pwm") == 0
+
+
+@pytest.mark.parametrize("mode", [ct.MODE_CURRENT, ct.MODE_PWM])
+def test_stalled_servo_at_its_current_limit_overloads(mode: int) -> None:
+    """A shaft held still (a static plant) at the current limit for OVERLOAD_TIME_S: the
+    overload error turns torque off. In PWM mode the stall current I_s is capped by the limit."""
+    from robot_meta.hardware.emulated_robot import EmulatedRobot, StaticPlant
+
+    hw = load_hardware_map("arm2")
+    emu = EmulatedRobot(hw, StaticPlant(hw.joint_names))
+    d = emu.device(2)
+    d.set("operating_mode", mode)
+    d.set("current_limit", 743)  # 2.0 A, below the 2.3 A stall current
+    d.set("torque_enable", 1)
+    d.set("goal_current" if mode == ct.MODE_CURRENT else "goal_pwm", 743 if mode == 0 else 885)
+    emu.advance_to(0.5)
+    assert d.get("present_current") == pytest.approx(743, abs=1)  # the motor's actual current
+    assert d.torque_enabled and not d.hardware_error
+    for t in (1.0, 1.5, OVERLOAD_TIME_S + 0.01):  # advance_to simulates <= 1 s per call
+        emu.advance_to(t)
+    assert d.hardware_error & ct.HW_OVERLOAD and not d.torque_enabled
+    assert emu.device(1).hardware_error == 0

@@ -20,7 +20,13 @@ def test_mock_bus_interface_and_twin_physics() -> None:
         bus.advance(0.2)
         p1 = bus.sync_read("present_position", [1, 2])
         assert p1[1] > p0[1] + 20  # the shoulder turns under +0.8 A
-        assert bus.read(1, "present_current") == 300
+        # Present Current is the motor's actual current: at the shoulder's speed the servo's
+        # torque-speed line leaves less than the commanded 0.8 A (tau_s (1 - w / w0) / K_t).
+        j = load_hardware_map("arm2").joint("shoulder")
+        w = j.raw_to_velocity(bus.read(1, "present_velocity"))
+        line = float(j.servo.envelope(1e9, w, 12.0, 1e9)) / j.torque_constant / j.current_unit_a
+        assert w > 0.5 * j.servo.no_load_speed  # on the line, not at rest
+        assert bus.read(1, "present_current") == pytest.approx(min(300, line), abs=3)
     assert bus.emulated.device(1).torque_enabled is False  # torque off when the bus closes
     bus.shutdown()
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from robot_meta.hardware.dynamixel.serial_bus import SerialBus
 from robot_meta.hardware.emulated_robot import EmulatedRobot, StaticPlant
 from robot_meta.hardware.emulator import Emulator
 from robot_meta.hardware.hardware_map import load_hardware_map
-from robot_meta.hardware.safety import TorqueGuard
+from robot_meta.hardware.safety import ServoLimitError, TorqueGuard
 
 
 def _goal_currents_on_wire(wire: bytes) -> list[dict[int, int]]:
@@ -210,3 +211,75 @@ def test_torque_off_when_the_controller_process_dies(how: str) -> None:
         rc = proc.wait(timeout=10)
         assert rc == (128 + signal.SIGTERM if how == "sigterm" else 0)
         assert emu.torque_enabled() == {1: False, 2: False}
+
+
+def _loopback_robot(robot_name: str = "arm2") -> tuple[Robot, EmulatedRobot, LoopbackSerial]:
+    hw = load_hardware_map(robot_name)
+    emulated = EmulatedRobot(hw, StaticPlant(hw.joint_names))
+    wire = LoopbackSerial(emulated)
+    robot = Robot(SerialBus(wire), hw, handle_signals=False, overspeed_factor=None,
+                  health_period_s=math.inf)
+    return robot, emulated, wire
+
+
+def test_connect_writes_and_verifies_the_servo_limits() -> None:
+    """Current Limit = floor(max_current_a / unit), PWM Limit = the servo file's, written with
+    torque off, read back; values left by another program are overwritten."""
+    robot, emulated, wire = _loopback_robot()
+    for d in emulated.devices.values():
+        d.set("current_limit", 1193)
+        d.set("pwm_limit", 300)
+    robot.connect()
+    for j in robot.hw.actuated:
+        d = emulated.device(j.motor_id)
+        assert d.get("current_limit") == int(j.max_current_a / j.current_unit_a) == 743
+        assert d.get("pwm_limit") == j.servo.pwm_limit_raw == 885
+        assert not d.torque_enabled
+    assert robot.verify_servo_limits() == {1: {"current_limit": 743, "pwm_limit": 885},
+                                           2: {"current_limit": 743, "pwm_limit": 885}}
+    # The limits are written after the torque-off write (EEPROM), then read back in one read
+    # of addresses 36..39 (PWM Limit, Current Limit).
+    packets = list(p.iter_packets(bytes(wire.written)))
+    order = [(pkt.id, pkt.instruction, p.from_le(pkt.params[0:2])) for pkt in packets
+             if pkt.instruction in (p.WRITE, p.READ)]
+    reads = [pkt for pkt in packets if pkt.instruction == p.READ
+             and p.from_le(pkt.params[0:2]) == 36]
+    assert reads and all(p.from_le(pkt.params[2:4]) == 4 for pkt in reads)
+    for i in (1, 2):
+        mine = [x for x in order if x[0] == i]
+        back = mine.index((i, p.READ, 36))
+        assert mine.index((i, p.WRITE, 64)) < mine.index((i, p.WRITE, 38)) < back
+        assert mine.index((i, p.WRITE, 64)) < mine.index((i, p.WRITE, 36)) < back
+    # Somebody changes a limit behind the robot's back: the check names the joint and ID.
+    emulated.device(2).set("current_limit", 1000)
+    with pytest.raises(ServoLimitError, match=r"joint 'elbow' \(motor ID 2\): current_limit "
+                                              r"reads back 1000, not the 743"):
+        robot.verify_servo_limits()
+    robot.close()
+
+
+@pytest.mark.parametrize("how", ["refused", "altered"])
+def test_a_servo_that_does_not_take_its_limit_is_refused(how: str) -> None:
+    """A device that refuses the PWM Limit write, or stores another value: connect raises a
+    ServoLimitError naming the joint and motor ID, and torque stays off."""
+    robot, emulated, _ = _loopback_robot()
+    dev = emulated.device(2)
+    original_check, original_apply = dev._check_write, dev._apply_write
+
+    def refuse(r: Any, v: int) -> int:
+        return p.ERR_DATA_RANGE if r.name == "pwm_limit" else original_check(r, v)
+
+    def alter(r: Any, v: int, now: float) -> None:
+        original_apply(r, v - 100 if r.name == "pwm_limit" else v, now)
+
+    if how == "refused":
+        dev._check_write = refuse  # type: ignore[method-assign]
+        match = r"joint 'elbow' \(motor ID 2\): writing pwm_limit = 885 failed"
+    else:
+        dev._apply_write = alter  # type: ignore[method-assign]
+        match = r"joint 'elbow' \(motor ID 2\): pwm_limit reads back 785, not the 885 written"
+    with pytest.raises(ServoLimitError, match=match) as info:
+        robot.connect()
+    assert (info.value.dxl_id, info.value.joint) == (2, "elbow")
+    assert not any(d.torque_enabled for d in emulated.devices.values())
+    robot.close()

@@ -12,6 +12,7 @@ import pytest
 
 from robot_meta.errors import UserError
 from robot_meta.hardware import Emulator, ServoNotFoundError
+from robot_meta.hardware.safety import ServoLimitError
 from robot_meta.launch.cli import main
 from robot_meta.runtime.deploy_store import DeployStore
 from robot_meta.runtime.flash import HardwareMismatchError, flash
@@ -41,6 +42,10 @@ def test_flash_installs_records_and_rollback_restores(bundles: dict[str, Any], e
     assert first["dry_run"]["torque"] == "off" and first["dry_run"]["cycles"] == 25
     assert set(first["hardware"]["servos"]) == {"1", "2"}
     assert first["hardware"]["servos"]["1"]["operating_mode"] == 0  # current control
+    # The servos' own limits, written at connect and read back by check_hardware.
+    for i in ("1", "2"):
+        assert first["hardware"]["servos"][i]["current_limit"] == 743  # floor(2.0 A / 2.69 mA)
+        assert first["hardware"]["servos"][i]["pwm_limit"] == 885  # the servo file's 100 %
     assert not any(emu.torque_enabled().values())  # the dry run never enabled torque
     assert main(["flash", str(bundles["rma"][0]), "--robot", str(cfg_path), "--json"]) == 0
     second = json.loads(capsys.readouterr().out)
@@ -111,3 +116,29 @@ def test_dry_run_refuses_out_of_range_joints(bundles: dict[str, Any], emu: Any, 
     emu.set_state([0.0, 2.9])  # the elbow beyond its 2.5 rad limit (e.g. a wrong zero offset)
     with pytest.raises(UserError, match="elbow.*outside its limits"):
         flash(bundles["ppo"][0], config(tmp_path, emu.port))
+
+
+def test_flash_writes_the_servo_limits_and_refuses_a_servo_that_alters_them(
+        bundles: dict[str, Any], emu: Any, tmp_path: Path) -> None:
+    """Limits another program left on the servos are rewritten (torque off) and verified; a
+    servo whose register does not keep the value is refused with its joint and motor ID."""
+    for i in (1, 2):
+        emu.device(i).set("pwm_limit", 200)
+        emu.device(i).set("current_limit", 1193)
+    res = flash(bundles["ppo"][0], config(tmp_path, emu.port), dry_run_cycles=0)
+    assert {i: (emu.register(i, "current_limit"), emu.register(i, "pwm_limit")) for i in (1, 2)
+            } == {1: (743, 885), 2: (743, 885)}
+    assert res.hardware["servos"]["2"]["pwm_limit"] == 885
+    dev = emu.device(1)
+    original = dev._apply_write
+
+    def clamp_current_limit(r: Any, v: int, now: float) -> None:  # a firmware that caps it
+        original(r, min(v, 500) if r.name == "current_limit" else v, now)
+
+    dev._apply_write = clamp_current_limit
+    with pytest.raises(ServoLimitError, match=r"joint 'shoulder' \(motor ID 1\): current_limit "
+                                              r"reads back 500, not the 743 written"):
+        flash(bundles["ppo"][0], config(tmp_path, emu.port), dry_run_cycles=0)
+    assert not any(emu.torque_enabled().values())
+    store = DeployStore(tmp_path / "deploy")
+    assert len([r for r in store.history() if r["event"] == "install"]) == 1  # nothing new

@@ -1,10 +1,12 @@
 """One emulated Dynamixel device: its control-table memory and how it answers instructions.
 
 The device is pure Python and knows nothing about transport or physics. The emulated robot
-(:mod:`robot_meta.hardware.emulated_robot`) asks it for the current its motor drives
-(:meth:`DynamixelDevice.drive_current`) and writes back the measured joint state
+(:mod:`robot_meta.hardware.emulated_robot`) asks it what its motor driver does
+(:meth:`DynamixelDevice.drive`: a current request, or a PWM duty) and writes back the measured
+joint state and the motor's actual current, duty and supply voltage
 (:meth:`DynamixelDevice.update_present`); :class:`~robot_meta.hardware.dynamixel.network.DeviceNetwork`
-feeds it decoded instruction packets.
+feeds it decoded instruction packets. Every servo constant comes from the servo's data file
+(``JointHardware.servo``); the torque-speed envelope (back-EMF, supply voltage) is the plant's.
 
 Firmware behaviour emulated (XM430, e-Manual):
 
@@ -19,12 +21,21 @@ Firmware behaviour emulated (XM430, e-Manual):
   shutdown (63) also turn torque off and keep it off until a reboot.
 * Reboot answers, then the device is silent for ``REBOOT_TIME_S`` and comes back with RAM
   registers at their defaults.
+* Operating Mode (11): current (0) drives Goal Current (102) clamped to Current Limit (38);
+  PWM (16) drives a duty d = Goal PWM (100) * pwm_unit, Goal PWM being bounded by PWM Limit
+  (36) on write; the position modes (3, 4, 5) and velocity mode (1) run their control law into
+  a current request. PWM Limit bounds the driver's output in every mode: a current loop that
+  needs more voltage than the limit allows saturates there (see :meth:`DynamixelDevice.drive`).
+* Present Current (126), Present PWM (124), Present Velocity (128) and Present Input Voltage
+  (144) report what the plant did: the motor's actual current, the applied duty, the output
+  speed and the supply after sag.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.dynamixel import protocol as p
@@ -35,12 +46,23 @@ REBOOT_TIME_S = 0.1  # silent period after a reboot instruction
 OVERLOAD_TIME_S = 2.0
 OVERLOAD_FRACTION = 0.95
 STALL_VELOCITY_RAD_S = 0.05
-# XM430-W350 at 12 V: stall current 2.3 A, no-load speed 46 rpm. Back-EMF seen in the
-# position modes: I_emf = I_stall * omega / omega_0.
-XM430_STALL_CURRENT_A = 2.3
-XM430_NO_LOAD_SPEED_RAD_S = 46.0 * 2.0 * math.pi / 60.0
 WATCHDOG_UNIT_S = 0.020
 GOAL_REGISTERS = ("goal_pwm", "goal_current", "goal_velocity", "goal_position")
+
+
+class Drive(NamedTuple):
+    """What a servo's motor driver does during one physics step, in the motor's frame.
+
+    ``current_a``: the current request [A] of a current-based mode (the plant turns it into the
+    effort K_t I / r and applies the torque-speed envelope); ``duty``: NaN in the current-based
+    modes, else the PWM duty d in [-1, 1] of the applied voltage d * V (then ``current_a`` is 0).
+    """
+
+    current_a: float
+    duty: float
+
+
+DRIVE_OFF = Drive(0.0, math.nan)  # torque off: no current, no voltage
 
 
 @dataclass(frozen=True)
@@ -280,44 +302,87 @@ class DynamixelDevice:
         self._reset_ram()
         self.last_comm = now
 
-    def drive_current(self) -> float:
-        """The current [A] the motor drives now, from the operating mode and goal registers.
+    def supply_v(self) -> float:
+        """The supply voltage the firmware measures, Present Input Voltage (144) [V]."""
+        assert self.joint is not None
+        return self.get("present_input_voltage") * self.joint.servo.voltage_unit_v
 
-        * torque off, or a passive device: 0.
-        * current mode (0): I = goal_current * 2.69 mA, clamped to the current limit.
-        * position modes (3, 4, 5): a PD law on the encoder,
-          I = Kp * e - Kd * v - I_stall * omega / omega_0, with Kp = P / 128 and Kd = D / 16
-          in current units per tick (per 0.229 rpm for Kd); mode 5 clamps to goal_current.
+    def drive(self) -> Drive:
+        """What the motor driver does now, from the operating mode and the goal registers.
+
+        * torque off, or a passive device: :data:`DRIVE_OFF`.
+        * current mode (0): I = goal_current * current_unit, clamped to the current limit.
+        * PWM mode (16): d = goal_pwm * pwm_unit, |goal_pwm| <= pwm_limit.
+        * position modes (3, 4, 5): a PD law on the encoder, I = Kp * e - Kd * v with
+          Kp = P / 128 and Kd = D / 16 in current units per tick (per velocity unit for Kd);
+          mode 5 clamps to goal_current.
         * velocity mode (1): I = (velocity_p_gain / 128) * (goal_velocity - present_velocity).
+
+        Current requests are clamped to the current limit. PWM Limit (36) bounds the voltage in
+        every mode: a current I at motor speed w needs the duty d = I / I_s(V) + w / w0(V)
+        (V d = R I + k_e w, with I_s(V) = V / R and w0(V) = V / k_e); when the limit was lowered
+        below the servo file's and |d| exceeds it, the loop saturates at that duty.
+
+        A joint whose simulators give no servo envelope (``servo_physics`` False: an ideal
+        effort source) gets it here instead, once per physics step at the measured speed: the
+        position modes subtract the back-EMF current I_s(V) w / w0(V), and PWM mode becomes the
+        current I = I_s(V) (d - w / w0(V)), clamped to the current limit.
         """
-        if not self.table.torque or not self.torque_enabled or self.joint is None:
-            return 0.0
-        unit = self.joint.current_unit_a
+        j = self.joint
+        if not self.table.torque or not self.torque_enabled or j is None:
+            return DRIVE_OFF
+        servo = j.servo
+        motor = servo.motor
+        if motor is None:
+            return DRIVE_OFF
+        unit = j.current_unit_a
         limit = self.get("current_limit")
         mode = self.get("operating_mode")
-        if mode == ct.MODE_CURRENT:
+        pwm_limit = self.get("pwm_limit")
+        volts = self.supply_v()
+        if volts <= 0.0:  # no supply: the driver has nothing to drive with
+            return DRIVE_OFF
+        # Motor output speed w [rad/s], its no-load speed w0(V) and stall current I_s(V).
+        omega = self.get("present_velocity") * j.velocity_unit_rad_s
+        w0 = float(motor.no_load_speed_at(volts))
+        i_stall = motor.stall_current * volts / motor.nominal_voltage
+        if mode == ct.MODE_PWM:
+            goal = max(-pwm_limit, min(pwm_limit, self.get("goal_pwm")))
+            duty = goal * servo.pwm_unit
+            if j.servo_physics:
+                return Drive(0.0, duty)
+            raw = i_stall * (duty - omega / w0) / unit
+        elif mode == ct.MODE_CURRENT:
             raw = float(self.get("goal_current"))
         elif mode in (ct.MODE_POSITION, ct.MODE_EXTENDED_POSITION, ct.MODE_CURRENT_POSITION):
             err = self.get("goal_position") - self.get("present_position")
             vel = self.get("present_velocity")
-            omega = vel * self.joint.velocity_unit_rad_s
             raw = (self.get("position_p_gain") / 128.0) * err \
-                - (self.get("position_d_gain") / 16.0) * vel \
-                - XM430_STALL_CURRENT_A * omega / XM430_NO_LOAD_SPEED_RAD_S / unit
+                - (self.get("position_d_gain") / 16.0) * vel
+            if not j.servo_physics:
+                raw -= i_stall * omega / w0 / unit
             if mode == ct.MODE_CURRENT_POSITION:
                 limit = min(limit, abs(self.get("goal_current")))
         elif mode == ct.MODE_VELOCITY:
             err = self.get("goal_velocity") - self.get("present_velocity")
             raw = (self.get("velocity_p_gain") / 128.0) * err
-        else:  # PWM mode is not modelled: the motor is left unpowered
-            raw = 0.0
-        raw = max(-limit, min(limit, raw))
-        return raw * unit
+        else:  # a mode the XM430 does not have: the motor is left unpowered
+            return DRIVE_OFF
+        amps = max(-limit, min(limit, raw)) * unit
+        if j.servo_physics and pwm_limit < servo.pwm_limit_raw:
+            need = amps / i_stall + omega / w0  # the duty this current needs at speed w
+            d_max = pwm_limit * servo.pwm_unit
+            if abs(need) > d_max:
+                return Drive(0.0, math.copysign(d_max, need))
+        return Drive(amps, math.nan)
 
     def update_present(self, q_meas: float, dq_meas: float, current_a: float, now: float,
-                       dt: float) -> None:
+                       dt: float, duty: float = math.nan, supply_v: float = math.nan) -> None:
         """Write the measured joint state into the present registers and run the overload
-        check over the last ``dt`` seconds. ``q_meas`` and ``dq_meas`` are in joint units."""
+        check over the last ``dt`` seconds. ``q_meas`` and ``dq_meas`` are in joint units;
+        ``current_a`` is the motor's actual current [A], ``duty`` the applied PWM duty (NaN: a
+        current-based mode, whose duty is the one the current needs, see :meth:`drive`) and
+        ``supply_v`` the supply voltage [V] after sag (NaN: unchanged)."""
         if self.joint is None:
             return
         j = self.joint
@@ -337,6 +402,11 @@ class DynamixelDevice:
             return
         raw_i = int(round(current_a / j.current_unit_a))
         self.set("present_current", max(-32768, min(32767, raw_i)))
+        servo = j.servo
+        if math.isfinite(supply_v):
+            self.set("present_input_voltage", max(0, min(0xFFFF, round(supply_v
+                                                                        / servo.voltage_unit_v))))
+        self.set("present_pwm", self._present_pwm(current_a, duty, vel_raw))
         if "moving" in fmt:
             self.set("moving", int(abs(vel_raw) > self.get("moving_threshold")))
         # Overload: a stalled shaft at (nearly) full current for OVERLOAD_TIME_S.
@@ -352,3 +422,22 @@ class DynamixelDevice:
                 self._stall_time = 0.0
         else:
             self._stall_time = 0.0
+
+    def _present_pwm(self, current_a: float, duty: float, vel_raw: int) -> int:
+        """Present PWM (124): the applied duty in PWM units; in a current-based mode the duty
+        the current loop applies, d = I / I_s(V) + w / w0(V) (see :meth:`drive`), within the
+        PWM limit; 0 with torque off."""
+        j = self.joint
+        assert j is not None
+        motor = j.servo.motor
+        if not self.torque_enabled or motor is None:
+            return 0
+        if not math.isfinite(duty):
+            volts = self.supply_v()
+            if volts <= 0.0:
+                return 0
+            omega = vel_raw * j.velocity_unit_rad_s
+            duty = (current_a / (motor.stall_current * volts / motor.nominal_voltage)
+                    + omega / float(motor.no_load_speed_at(volts)))
+        lim = self.get("pwm_limit")
+        return max(-lim, min(lim, round(duty / j.servo.pwm_unit)))
