@@ -9,23 +9,32 @@ Model (theta = 0 upright, positive toward +x; x the cart position; F the force o
     I theta''   + m l cos(theta) x''                                = m l g sin(theta)
 
 with m the pole's mass (rod + payload), l the distance of its centre of mass from the pivot and
-I its inertia about the pivot. The parameters are the robot's nominal ones: the real payload,
-friction and latency are unknown (they are what the session adapts to), so both phases are
-built to tolerate them.
+I its inertia about the pivot; M includes the cart motor's rotor reflected through the drum,
+J_r N^2 / r^2 (``CartPoleModel.armature``). The parameters are the robot's nominal ones: the
+real payload, friction and latency are unknown (they are what the session adapts to), so both
+phases are built to tolerate them. The cart drive is a servo: its force falls linearly with
+speed, F_s (1 - |x'| / v0), and is gone at its top speed v0 = w0 r (``velocity_limit`` in the
+hardware map), so both phases keep the cart well below v0.
 
-1. **Swing-up** (Astrom & Furuta's energy rule). The pole's energy relative to upright rest,
-   E = 1/2 I theta'^2 + m g l (cos(theta) - 1), changes as dE/dt = -m l cos(theta) theta' x''
-   (damping aside), so the cart acceleration
+1. **Swing-up** (an energy rule after Astrom & Furuta, with the cart speed as the input). The
+   pole's energy relative to upright rest, E = 1/2 I theta'^2 + m g l (cos(theta) - 1), changes
+   as dE/dt = -m l cos(theta) theta' x'' (damping aside). The cart tracks the velocity
 
-       x''_ref = -k_E (E_target - E) / (m g l) * sign(theta' cos(theta))  - k_x x - k_v x'
+       x'_ref = clip(-k_E (E_target - E) / (m g l) sin(theta), -v_c, v_c) - k_x x,
 
-   (clipped to +-a_max, outward pushes faded out near the end of the usable rail) pumps
-   energy in until E reaches E_target, while a weak spring keeps the cart near the middle.
-   F = (M + m) x''_ref + b x'. The model's E is off when the payload is not the nominal one,
-   so E_target is corrected after every swing by what the swing lacked or had to spare.
-2. **Catch**: inside |theta| < catch_angle with |theta'| < catch_rate, a discrete LQR on
-   (x - x_start, theta, x', theta') at the control period balances the pole and brings the cart
-   back to its start; if the pole falls out of reach again the swing-up resumes.
+   v_c = speed_fraction * v0, with x'' = (x'_ref - x') / tau_v (clipped to +-a_max; outward
+   motion faded out near the end of the usable rail) and F = (M + m) x'' + b x'. Tracked, it
+   gives x'' ~ -k_E dE cos(theta) theta', so dE/dt = m l k_E dE cos(theta)^2 theta'^2 >= 0
+   while energy is lacking: unlike a rule on the acceleration, it never asks for more than
+   the speed the drive has, and the cart reverses near the bottom, where the pole is fastest
+   and each reversal pays most (about 2 v_c theta' / g of m g l). The model's E is off when
+   the payload is not the nominal one, so E_target is corrected after every swing by what the
+   swing lacked or had to spare (:meth:`SwingUpReset._track_apex`).
+2. **Catch**: inside |theta| < catch_angle with |theta'| < catch_rate, and where the cart
+   velocity that stops the pole's fall is within reach (:meth:`SwingUpReset.catch_velocity`
+   below catch_speed_fraction * v0), a discrete LQR on (x - x_start, theta, x', theta') at the
+   control period balances the pole and brings the cart back to its start; if the pole falls
+   out of reach again the swing-up resumes.
 
 The reset ends once every joint has been within tolerance of the start and slow for ``hold_s``.
 """
@@ -59,22 +68,36 @@ class CartPoleModel:
     inertia: float  # I [kg m^2], about the pivot
     cart_damping: float = 0.0  # b [N s/m]
     g: float = 9.81
+    armature: float = 0.0  # J_a [kg]: the motor's rotor reflected to the cart, J_r N^2 / r^2
+
+    @property
+    def cart_inertia(self) -> float:
+        """M + J_a [kg]: what the cart force accelerates besides the pole."""
+        return self.cart_mass + self.armature
 
     @classmethod
-    def nominal(cls) -> CartPoleModel:
-        """The bundled cartpole with half of the training payload range at the tip."""
+    def nominal(cls, hw: Any = None) -> CartPoleModel:
+        """The bundled cartpole with half of the training payload range at the tip. The cart
+        drive's reflected armature J_r N^2 / r^2 comes from the hardware map ``hw`` (default:
+        the bundled one) when its simulators model the servo (``servo_physics``)."""
         from robot_meta.sim.robots.cartpole import constants as C
 
+        if hw is None:
+            from robot_meta.hardware.hardware_map import load_hardware_map
+
+            hw = load_hardware_map("cartpole")
         rod_l, payload = C.POLE_LENGTH, 0.05  # a thin rod and a point payload at its tip
         m = C.POLE_MASS + payload
         ml = C.POLE_MASS * rod_l / 2 + payload * rod_l
         inertia = C.POLE_MASS * rod_l**2 / 3 + payload * rod_l**2
-        return cls(C.CART_MASS, m, ml / m, inertia, C.SLIDER_DAMPING)
+        return cls(C.CART_MASS, m, ml / m, inertia, C.SLIDER_DAMPING,
+                   armature=reflected_armature(hw.joints[0]))
 
     def linearized(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(A, B) of x_{k+1} = A x_k + B F_k about upright rest, state (x, theta, x', theta'),
-        discretized with a zero-order hold at dt (matrix exponential by series)."""
-        M, m, l, inertia, b, g = (self.cart_mass, self.pole_mass, self.com, self.inertia,
+        discretized with a zero-order hold at dt (matrix exponential by series). The cart's
+        mass is M + J_a (the rotor turns with it)."""
+        M, m, l, inertia, b, g = (self.cart_inertia, self.pole_mass, self.com, self.inertia,
                                   self.cart_damping, self.g)
         ml = m * l
         det = (M + m) * inertia - ml**2
@@ -92,6 +115,15 @@ class CartPoleModel:
             term = term @ big / k
             out = out + term
         return out[:4, :4], out[:4, 4:]
+
+
+def reflected_armature(joint: Any) -> float:
+    """J_a = J_r N^2 / r^2 [kg or kg m^2]: a servo's rotor inertia seen at its joint through the
+    transmission r, when the simulators give the joint its servo (0 for an ideal source)."""
+    if not getattr(joint, "servo_physics", False) or not joint.servo.has_motor:
+        return 0.0
+    motor = joint.servo.motor
+    return float(motor.armature / joint.transmission**2)
 
 
 def dlqr(a: np.ndarray, b: np.ndarray, q: np.ndarray, r: np.ndarray, iters: int = 20000,
@@ -136,13 +168,17 @@ class SwingUpReset:
         period_s: the control period (5 ms, as the PID reset).
         model: the rigid-body model (default: the bundled robot's nominal one).
         a_max: the largest cart acceleration the swing-up asks for [m/s^2].
-        energy_gain: k_E.
+        energy_gain: k_E [m/s per m g l of missing energy].
         energy_target: E_target as a fraction of m g l (0: just reach the top); corrected
-            online from each swing's apex, since the model's energy is off by the unknown
-            payload (see :meth:`_track_apex`, ``apex_gain`` the fraction of the shortfall
-            corrected per swing).
-        center_gain: k_x [1/s^2] and center_damping: k_v [1/s], the spring on the cart.
-        rail: the swing-up's outward pushes fade out as |x - x_start| approaches this [m].
+            online from each swing, since the model's energy is off by the unknown payload
+            (see :meth:`_track_apex`: ``apex_gain`` the fraction of the shortfall corrected per
+            swing, ``idle_tol`` how near the target a swing must pass the bottom to count).
+        center_gain: k_x [1/s], the cart's pull toward its start.
+        rail: the swing-up's outward motion fades out as |x - x_start| approaches this [m].
+        speed_fraction: v_c / v0, the swing-up's top cart speed as a fraction of the drive's.
+        speed_tau: tau_v [s], the time constant of the cart's velocity tracking.
+        catch_speed_fraction: the catch begins only where the cart velocity that stops the
+            pole's fall is below this fraction of v0 (:meth:`catch_velocity`).
         catch_angle, catch_rate: where the LQR takes over [rad, rad/s].
         lqr_scales: the catch's LQR weights, see :func:`balance_gain`.
         pos_tol, vel_tol, hold_s: the end condition (as :class:`ResetController`).
@@ -151,10 +187,12 @@ class SwingUpReset:
 
     def __init__(self, robot: Any, q_start: np.ndarray, period_s: float = 0.005, *,
                  model: CartPoleModel | None = None, a_max: float = 8.0,
-                 energy_gain: float = 8.0, energy_target: float = 0.0,
-                 center_gain: float = 1.0, center_damping: float = 2.0,
+                 energy_gain: float = 1.5, energy_target: float = 0.0,
+                 center_gain: float = 1.0,
                  catch_angle: float = 0.35, catch_rate: float = 3.0,
-                 rail: float = 0.45, apex_gain: float = 0.6,
+                 rail: float = 0.45, apex_gain: float = 0.6, idle_tol: float = 0.4,
+                 speed_fraction: float = 0.85, speed_tau: float = 0.025,
+                 catch_speed_fraction: float = 0.5,
                  lqr_scales: tuple[float, float, float, float, float] = (0.1, 0.05, 0.5, 1.0, 3.0),
                  pos_tol: float = 0.05, vel_tol: float = 0.2, hold_s: float = 0.5,
                  timeout_s: float = 60.0):
@@ -164,12 +202,19 @@ class SwingUpReset:
             raise ResetError("the swing-up reset brings the pole upright; its start angle "
                              f"{self.q_start[1]:.2f} rad is not near 0")
         self.period_s = period_s
-        self.model = model or CartPoleModel.nominal()
-        self.effort_limit = float(robot.hw.joints[0].effort_limit)
+        self.model = model or CartPoleModel.nominal(robot.hw)
+        cart = robot.hw.joints[0]
+        self.effort_limit = float(cart.effort_limit)
+        # the swing-up keeps the cart below this fraction of its top speed (the no-load speed
+        # times the transmission, w0 r): the drive's force F_s (1 - |x'| / v0) is gone at v0
+        self.speed_cap = speed_fraction * float(cart.velocity_limit)
+        self.speed_tau = speed_tau
+        self.catch_speed = catch_speed_fraction * float(cart.velocity_limit)
         self.revolute = revolute_mask(robot.hw)
         self.a_max = a_max
         self.energy_gain, self.energy_target = energy_gain, energy_target
-        self.center_gain, self.center_damping = center_gain, center_damping
+        self.center_gain = center_gain
+        self.kick = 0.5 * self.speed_cap
         self.catch_angle, self.catch_rate = catch_angle, catch_rate
         self.pos_tol, self.vel_tol, self.hold_s = pos_tol, vel_tol, hold_s
         self.timeout_s = timeout_s
@@ -177,6 +222,8 @@ class SwingUpReset:
         self.catching = False
         self.e_bias = 0.0  # learned correction of the energy target (see _track_apex)
         self._last: tuple[float, float] | None = None
+        self._e_bottom: float | None = None  # the model's E at the last bottom pass
+        self.idle_tol = idle_tol
         self.rail = rail
         self.apex_gain = apex_gain
 
@@ -186,12 +233,26 @@ class SwingUpReset:
         return float((0.5 * md.inertia * theta_dot**2) / (md.pole_mass * md.g * md.com)
                      + math.cos(theta) - 1.0)
 
+    def catch_velocity(self, theta: float, theta_dot: float, x_dot: float) -> float:
+        """The cart velocity [m/s] that stops the pole's fall: x' + xi I w / (m l).
+
+        Near upright with the cart's acceleration as the input, I theta'' = m l (g theta - x''),
+        so the falling mode xi = theta + theta' / w, w = sqrt(m g l / I), grows as
+        xi' = w xi - m l x'' / (I w): a change of cart velocity dv takes m l dv / (I w) off xi.
+        The catch has to reach this velocity at once, so it can only begin where the drive
+        reaches it (``catch_speed``)."""
+        md = self.model
+        w = math.sqrt(md.pole_mass * md.g * md.com / md.inertia)
+        xi = theta + theta_dot / w
+        return x_dot + xi * md.inertia * w / (md.pole_mass * md.com)
+
     def command(self, q: np.ndarray, dq: np.ndarray) -> float:
         """The cart force [N] for the measured state (slider, hinge)."""
         md = self.model
         x, xd = float(q[0]) - float(self.q_start[0]), float(dq[0])
         th, thd = float(_wrap(np.array(q[1]))), float(dq[1])
-        near = abs(th) < self.catch_angle and abs(thd) < self.catch_rate
+        near = (abs(th) < self.catch_angle and abs(thd) < self.catch_rate
+                and abs(self.catch_velocity(th, thd, xd)) < self.catch_speed)
         if self.catching and abs(th) > 2 * self.catch_angle:
             self.catching = False  # fell out of reach: swing up again
         elif near:
@@ -203,36 +264,51 @@ class SwingUpReset:
             force = -float(self.k @ np.array([x, th, xd, thd]))
         else:
             e = self.energy(th, thd)
-            s = np.sign(thd * math.cos(th))
-            if s == 0.0 and e < -1.9:  # at rest hanging: any push starts the swing
-                s = 1.0
-            acc = -self.energy_gain * (self.energy_target + self.e_bias - e) * s
-            acc = float(np.clip(acc, -self.a_max, self.a_max))
-            if acc * x > 0.0:  # pushing outward: fade out toward the usable rail's end
-                acc *= max(0.0, 1.0 - (x / self.rail) ** 2)
-            acc -= self.center_gain * x + self.center_damping * xd
-            force = (md.cart_mass + md.pole_mass) * acc + md.cart_damping * xd
+            de = self.energy_target + self.e_bias - e  # what the pole lacks, in m g l
+            # v_ref = -k_E dE sin(theta), so x'' ~ -k_E dE cos(theta) theta' and
+            # dE/dt = m l k_E dE cos(theta)^2 theta'^2: energy flows in while dE > 0
+            v_ref = -self.energy_gain * de * math.sin(th)
+            if e < -1.9 and abs(thd) < 0.5 and abs(v_ref) < 0.5 * self.kick:
+                v_ref = self.kick  # at rest hanging, sin(theta) ~ 0: any push starts the swing
+            v_ref = float(np.clip(v_ref, -self.speed_cap, self.speed_cap))
+            if v_ref * x > 0.0:  # outward: fade out toward the usable rail's end
+                v_ref *= max(0.0, 1.0 - (x / self.rail) ** 2)
+            v_ref -= self.center_gain * x
+            acc = float(np.clip((v_ref - xd) / self.speed_tau, -self.a_max, self.a_max))
+            force = (md.cart_inertia + md.pole_mass) * acc + md.cart_damping * xd
         return float(np.clip(force, -self.effort_limit, self.effort_limit))
 
     def _track_apex(self, th: float, thd: float) -> None:
         """Correct the energy target from what the swing did (the model's energy is off by the
-        unknown payload, and friction takes some of what is pumped in). At an apex theta' = 0,
-        so the true energy is exactly cos(theta_a) - 1: a swing that turned back in the upper
-        half at theta_a lacked (1 - cos theta_a) of m g l; one that went over the top had the
-        kinetic energy it passed the top with to spare. A fraction ``apex_gain`` of either is
-        corrected per swing (integral action). The correction stays within [-0.5, 1]: a target
-        of -0.5 still swings the pole into the upper half, where its apexes correct it."""
+        unknown payload, and friction takes some of what is pumped in).
+
+        The model's energy is off mostly at the bottom, through its kinetic term; near the top
+        the potential term, which it knows, dominates, and at an apex (theta' = 0) it is exact,
+        cos(theta_a) - 1. A swing whose energy the model saw at the target as it passed the
+        bottom (|E_target - E_b| < ``idle_tol``: the pump was idle, so the swing kept its
+        energy) shows the target's error at its next event in the upper half: an apex (it
+        turned back short of the top, lacking E_u = cos(theta_a) - 1 < 0) or the pass over the
+        top (with E_u > 0, its kinetic energy there, to spare). A fraction ``apex_gain`` of
+        -E_u is added to the target (integral action). The correction stays within [-0.5, 1]:
+        a target of -0.5 still swings the pole into the upper half, where its events correct
+        it."""
         if self._last is None:
             return
         th0, thd0 = self._last
         if abs(th) >= math.pi / 2:
+            if th0 * th < 0.0 and abs(th - th0) > math.pi:  # passed the bottom (theta = +-pi)
+                self._e_bottom = self.energy(th, thd)
             return
-        if thd0 * thd < 0.0:  # turned back in the upper half
-            self.e_bias += self.apex_gain * (1.0 - math.cos(th))
-        elif th0 * th < 0.0 and abs(th - th0) < 1.0:  # passed over the top
-            md = self.model
-            self.e_bias -= self.apex_gain * 0.5 * md.inertia * thd**2 / (md.pole_mass * md.g * md.com)
-        self.e_bias = float(np.clip(self.e_bias, -0.5, 1.0))
+        if self._e_bottom is None:
+            return
+        turned = thd0 * thd < 0.0  # an apex in the upper half
+        over = th0 * th < 0.0 and abs(th - th0) < 1.0  # passed over the top
+        if not (turned or over):
+            return
+        e_b, self._e_bottom = self._e_bottom, None
+        if abs(self.energy_target + self.e_bias - e_b) < self.idle_tol:
+            self.e_bias -= self.apex_gain * self.energy(th, thd)
+            self.e_bias = float(np.clip(self.e_bias, -0.5, 1.0))
 
     def settled(self, q: np.ndarray, dq: np.ndarray) -> bool:
         """Caught, and every joint within pos_tol of the start and slower than vel_tol."""
@@ -244,7 +320,7 @@ class SwingUpReset:
 
     def run(self) -> ResetResult:
         """Swing up and settle; returns when settled, raises ResetError on timeout."""
-        self.catching, self.e_bias, self._last = False, 0.0, None
+        self.catching, self.e_bias, self._last, self._e_bottom = False, 0.0, None, None
 
         def cycle(s: Any) -> tuple[bool, np.ndarray]:
             self.robot.write_efforts([self.command(s.q, s.dq)])

@@ -42,18 +42,21 @@ def test_every_factor_changes_what_it_claims(robot: str, name: str) -> None:
     assert gap > 1e-3, f"{name}: no measurable effect (max gap {gap:.2e})"
 
 
-def _push(values: dict[str, float], steps: int = 15) -> float:
-    """Cart displacement after a constant half-current push from rest."""
+def _push(values: dict[str, float], steps: int = 20) -> float:
+    """Cart displacement after a constant 0.3-current (3 N) push from rest. The cart is a servo
+    (issue 20): its rotor adds 0.41 kg, and the torque-speed line, whose slope F_s / v0 = 37
+    N*s/m dwarfs the rail's damping, binds above v0 (1 - F / F_s); a gentle push stays below
+    that, where the rail's friction shows."""
     env = make_vec_env("cartpole", "all", 1, seed=0, nthread=0)
     env.set_tasks(params_from_dict(env.robot, values, "t"))
-    q = open_loop(env, np.zeros(2), np.full((steps, 1), 0.5))
+    q = open_loop(env, np.zeros(2), np.full((steps, 1), 0.3))
     return float(q[-1, 0, 0])
 
 
 def test_rail_friction_mass_and_strength_reduce_displacement() -> None:
     nominal = _push({})
     assert nominal > 0.05
-    # Coulomb rail friction: 1 N against a 5 N push leaves ~80 % of the net force
+    # Coulomb rail friction: 1 N against a 3 N push leaves ~67 % of the net force
     assert _push({"slider_frictionloss": 1.0}) < 0.9 * nominal
     assert _push({"slider_damping": 2.0}) < 0.9 * nominal  # viscous rail friction
     assert _push({"cart_mass_scale": 1.5}) < 0.8 * nominal  # heavier cart

@@ -1,5 +1,6 @@
 """The PyBullet twin as a real servo: the envelope, the armature and the unmodeled effects."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +124,9 @@ def test_pwm_mode_gives_the_pwm_torque() -> None:
 
 
 def test_ideal_robot_keeps_strength_times_effort() -> None:
-    """The cartpole's cart is an ideal force source: delivered effort = strength * effort."""
-    robot = get_robot("cartpole")
+    """An ideal force source (the cartpole's cart as it was before its servo was simulated,
+    issue 20): delivered effort = strength * effort."""
+    robot = dataclasses.replace(get_robot("cartpole"), actuator_model="ideal")
     b = TwinBackend(robot)
     b.set_params(np.array([0]), params_from_dict(robot, {"slider_strength": 0.7}, "t")[None])
     b.step_effort(np.array([[100.0]]), 1)

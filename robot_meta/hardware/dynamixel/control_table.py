@@ -1,7 +1,8 @@
 """Control tables as data: register name -> (address, size, access, range, default).
 
 Register names are the e-Manual names in snake case; values are raw device units. The XM430-W350
-table follows the ROBOTIS e-Manual (firmware 45+, Protocol 2.0). The ``encoder`` device is the
+table follows the ROBOTIS e-Manual (firmware 45+, Protocol 2.0); the XM430-W210 has the same
+table with its own model number (and Velocity Limit default). The ``encoder`` device is the
 cartpole's passive pole encoder: not a ROBOTIS product, but a Protocol 2.0 slave (for example a
 microcontroller with a 4096-count encoder) that exposes the XM430 addresses it can fill, so that
 one sync read covers the servo and the encoder.
@@ -9,9 +10,11 @@ one sync read covers the servo and the encoder.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from robot_meta.hardware.hardware_map import XM430_MODEL_NUMBER
+from robot_meta.hardware.servos import load_servo
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,23 @@ XM430_W350 = ControlTable(
     ),
 )
 
+
+
+def _xm430_variant(model: str, model_number: int, velocity_limit: int) -> ControlTable:
+    """Another XM430 (the same control table as the W350, per the e-Manual) with its own model
+    number and Velocity Limit (44) default."""
+    defaults = {"model_number": model_number, "velocity_limit": velocity_limit}
+    regs = tuple(dataclasses.replace(r, default=defaults[r.name]) if r.name in defaults else r
+                 for r in XM430_W350.registers)
+    return ControlTable(model=model, model_number=model_number, size=XM430_W350.size,
+                        registers=regs, doc=XM430_W350.doc.replace("XM430-W350", model.upper()),
+                        indirect=XM430_W350.indirect)
+
+
+# ROBOTIS XM430-W210-T/R (the cartpole's cart): e-Manual Model Number 1,030, Velocity Limit
+# initial value 330 (servos/xm430-w210.toml).
+XM430_W210 = _xm430_variant("xm430-w210", load_servo("xm430-w210").model_number, 330)
+
 ENCODER_MODEL_NUMBER = 0x5E01  # robot_meta's passive encoder (not a ROBOTIS model number)
 
 ENCODER = ControlTable(
@@ -262,12 +282,12 @@ ENCODER = ControlTable(
     ),
 )
 
-TABLES: dict[str, ControlTable] = {t.model: t for t in (XM430_W350, ENCODER)}
+TABLES: dict[str, ControlTable] = {t.model: t for t in (XM430_W350, XM430_W210, ENCODER)}
 TABLES_BY_NUMBER: dict[int, ControlTable] = {t.model_number: t for t in TABLES.values()}
 
 
 def get_table(model: str) -> ControlTable:
-    """The control table of a model name (``xm430-w350`` or ``encoder``)."""
+    """The control table of a model name (``xm430-w350``, ``xm430-w210`` or ``encoder``)."""
     try:
         return TABLES[model]
     except KeyError:

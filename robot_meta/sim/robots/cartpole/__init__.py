@@ -1,4 +1,4 @@
-"""Cartpole: a cart on a rail pushed by a current-controlled motor, with a passive pole."""
+"""Cartpole: a cart on a rail pushed by a current-controlled servo, with a passive pole."""
 
 from pathlib import Path
 
@@ -14,6 +14,7 @@ _NORM = {  # the `all` family's training ranges: these map to [-1, 1] in the fac
     "pole_mass_scale": (0.5, 2.0),
     "payload_mass": (0.0, 0.1),
     "payload_offset": (-0.1, 0.1),
+    "supply_voltage": (10.0, 14.8),  # the servo's operating range
     "slider_strength": (0.7, 1.3),
     "latency_steps": (0.0, 2.0),
     "pos_noise": (0.0, 0.005),
@@ -46,6 +47,7 @@ ROBOT = RobotDef(
         },
         norm=_NORM,
         units={C.SLIDER: "m", C.HINGE: "rad"},
+        supply_voltage=C.SUPPLY_VOLTAGE,
     ),
     default_task="balance",
 )

@@ -33,7 +33,9 @@ SLIDER_FRICTIONLOSS = 0.05  # N
 HINGE_DAMPING = 0.002  # N*m*s/rad
 HINGE_FRICTIONLOSS = 0.0  # N*m
 
-# Timing: physics at 200 Hz (Euler), control at 50 Hz.
+SUPPLY_VOLTAGE = 12.0  # V, the cart servo's nominal supply (xm430-w210.toml)
+
+# Timing: physics at 200 Hz (implicitfast once the servo is built in), control at 50 Hz.
 PHYSICS_DT = 0.005
 CONTROL_DT = 0.02
 EPISODE_STEPS = 250  # 5 s
