@@ -1,10 +1,14 @@
 """``robot-meta demo``: the main job, end to end, on the emulated robot.
 
-1. meta-train a policy with a quick budget (``robot-meta train arm2-payload-<method>``), and a
-   robust PPO baseline with the same budget (skip it with ``--no-baseline``);
+1. meta-train a policy with a quick budget (``robot-meta train arm2-<family>-<method>``, by
+   default arm2's headline family ``servo``), and a robust PPO baseline with the same budget
+   (skip it with ``--no-baseline``);
 2. export both to ONNX bundles (``robot-meta export``);
-3. start the emulator (``robot-meta emulate arm2``) with hidden dynamics beyond nominal: by
-   default a 0.65 kg payload, beyond the 0..0.5 kg training range;
+3. start the emulator (``robot-meta emulate arm2``) with a hidden robot as built (``--hidden``
+   for your own file): by default a 0.45 kg payload (beyond the 0..0.4 kg training range), both
+   servo horns homed off (+0.2 and -0.15 rad), a 10.8 V supply, one control step of latency,
+   and the servo effects no simulator of ours models (stiction, backlash, a 12-bit encoder, a
+   current loop and supply sag; ``xm430-w350.toml``). The overspeed trip stays on;
 4. flash the bundle to the emulated robot (``robot-meta flash``);
 5. adapt with 3 rollouts (``robot-meta adapt``), evaluating zero-shot (before), adapted
    (after), the oracle (the emulator's true parameters) and the robust baseline on the same
@@ -35,8 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--run", help="an existing run directory of the method: skip its training")
     p.add_argument("--baseline-run", help="an existing PPO run directory: skip the baseline's training")
     p.add_argument("--no-baseline", action="store_true", help="no robust baseline column")
-    p.add_argument("--hidden-payload", type=float, default=0.65,
-                   help="the emulator's hidden payload mass in kg (default 0.65; training range 0..0.5)")
+    p.add_argument("--family", default="",
+                   help="the arm2 task family to train on (default: the headline family, servo)")
+    p.add_argument("--hidden-payload", type=float, default=0.45,
+                   help="the emulator's hidden payload mass in kg (default 0.45; servo training "
+                        "range 0..0.4)")
+    p.add_argument("--hidden", help="a hidden-parameter file for the emulator instead of the "
+                                    "default robot (robot = \"arm2\", [params], [servo])")
     p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts (default 3)")
     p.add_argument("--eval-rollouts", type=int, default=3,
                    help="evaluation rollouts per column, on shared targets (default 3)")
@@ -51,6 +60,34 @@ def _say(args: argparse.Namespace, msg: str) -> None:
     import sys
 
     print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _hidden_robot(payload: float) -> str:
+    """The demo's hidden robot as a twin params file: a servo arm as built, with the XM430's
+    typical gearbox stiction and backlash from its data file."""
+    from robot_meta.hardware.servos import load_servo
+
+    gb = load_servo("xm430-w350").gearbox
+    assert gb is not None
+    return f'''robot = "arm2"
+description = "robot-meta demo: a servo arm as built, not as simulated"
+
+[params]
+payload_mass = {payload}      # kg (servo family trains on 0..0.4)
+shoulder_bias = 0.2           # rad: the shoulder horn homed most of a spline tooth off
+elbow_bias = -0.15            # rad
+supply_voltage = 10.8         # V: a half-empty 3S pack
+latency_steps = 1             # control steps
+shoulder_frictionloss = 0.06  # N*m
+elbow_frictionloss = 0.04
+
+[servo]                       # effects the training simulator leaves out
+stiction = {gb.stiction}
+backlash = {gb.backlash}
+encoder_quantization = true
+current_lag = 0.002
+supply_resistance = 0.3
+'''
 
 
 def _budget(args: argparse.Namespace) -> tuple[list[str], str]:
@@ -110,12 +147,15 @@ def run(args: argparse.Namespace) -> int:
     base_dir: Path | None = None
     if not args.no_baseline:
         base_dir = Path(args.baseline_run) if args.baseline_run else work / "run-ppo"
+    from robot_meta.sim.randomize import headline_family
+
+    family = args.family or headline_family("arm2")
     if not args.run:
-        _say(args, f"[1/5] meta-training arm2-payload-{args.method} for {budget_text} -> {run_dir}")
-        _train(f"arm2-payload-{args.method}", run_dir, budget, args.seed)
+        _say(args, f"[1/5] meta-training arm2-{family}-{args.method} for {budget_text} -> {run_dir}")
+        _train(f"arm2-{family}-{args.method}", run_dir, budget, args.seed)
     if base_dir is not None and not args.baseline_run:
         _say(args, f"[1/5] training the robust PPO baseline for {budget_text} -> {base_dir}")
-        _train("arm2-payload-ppo", base_dir, budget, args.seed)
+        _train(f"arm2-{family}-ppo", base_dir, budget, args.seed)
     timings["train_s"] = time.perf_counter() - t0
 
     # 2. export
@@ -129,9 +169,16 @@ def run(args: argparse.Namespace) -> int:
 
     # 3. emulator with hidden dynamics beyond nominal
     hidden = work / "hidden.toml"
-    hidden.write_text(f'robot = "arm2"\ndescription = "demo: hidden payload beyond the training '
-                      f'range"\n[params]\npayload_mass = {args.hidden_payload}\n')
-    _say(args, f"[3/5] emulating arm2 with a hidden payload of {args.hidden_payload:g} kg")
+    if args.hidden:
+        from robot_meta.sim.randomize import load_twin_params
+
+        load_twin_params(args.hidden, robot="arm2")  # a clear error before anything starts
+        hidden.write_text(Path(args.hidden).read_text())
+        _say(args, f"[3/5] emulating arm2 with the hidden robot of {args.hidden}")
+    else:
+        hidden.write_text(_hidden_robot(args.hidden_payload))
+        _say(args, f"[3/5] emulating arm2 as built: a hidden {args.hidden_payload:g} kg payload, "
+                   "horns homed off, a 10.8 V supply, latency and servo effects")
     with EmulatorProcess("arm2", hidden, seed=args.seed, log=work / "emulator.log") as emu:
         cfg = load_robot_config("arm2").with_overrides(port=emu.port, deploy_dir=work / "deploy")
         # 4. flash
@@ -153,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
         timings["session_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     out: dict[str, Any] = {**result.public(), "method": result.method, "report": result.report,
-                           "deadlines": result.deadlines, "hidden_payload_kg": args.hidden_payload,
+                           "deadlines": result.deadlines, "family": family,
+                           "hidden_payload_kg": None if args.hidden else args.hidden_payload,
                            "timings": {k: round(v, 1) for k, v in timings.items()}}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -163,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
         return "     -" if x is None else f"{x:6.1f}"
 
     steps = session.spec.episode_steps or 200
-    print(f"\narm2 reach, hidden payload {args.hidden_payload:g} kg; returns of {steps} steps, "
+    what = f"hidden robot {args.hidden}" if args.hidden else f"hidden payload {args.hidden_payload:g} kg"
+    print(f"\narm2 reach ({family}), {what}; returns of {steps} steps, "
           f"mean of {args.eval_rollouts} shared targets")
     print(f"  adaptation rollouts ({result.method}): " + ", ".join(f"{r:.1f}" for r in result.rollouts))
     print(f"  {'before (zero-shot)':22s} {f(result.before)}")
