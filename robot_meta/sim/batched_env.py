@@ -296,9 +296,13 @@ class BatchedEnv:
         else:
             bias, sd_q, sd_dq = self._sense[:, rows]
             state, t = {k: v[rows] for k, v in self.task_state.items()}, self.t[rows]
-        q_meas = q + bias + sd_q * noise[0]
-        dq_meas = dq + sd_dq * noise[1]
+        q_meas, dq_meas = self._sensor(q + bias + sd_q * noise[0], dq + sd_dq * noise[1])
         return self.task.observe(q_meas, dq_meas, state, t)
+
+    def _sensor(self, q_meas: np.ndarray, dq_meas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the sensors make of the noisy, biased readings: nothing here; the twin rounds
+        them to encoder ticks when its servo effects say so."""
+        return q_meas, dq_meas
 
     # ---- step --------------------------------------------------------------------------------
     def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,

@@ -98,7 +98,6 @@ import math
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -558,24 +557,13 @@ class TwinEnv(BatchedEnv):
                          init=init or InitSpec(0.1, 0.1))
         self.reset()
 
-    def _observe(self, rows: Any, every: bool = False) -> np.ndarray:
-        """The env core's observations; with encoder quantization, from the readings
-        q_meas = tick * round((q + b + sigma_q n) / tick) and
-        qdot_meas = unit * round((qdot + sigma_qd n) / unit)."""
+    def _sensor(self, q_meas: np.ndarray, dq_meas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """With encoder quantization, the readings rounded as a servo reports them:
+        q = tick * round(q_meas / tick),  qdot = unit * round(qdot_meas / unit)."""
         if not self._quantize:
-            return super()._observe(rows, every)
-        q = self.backend.qpos[rows]
-        dq = self.backend.qvel[rows]
-        noise = self._n_noise.take(2 * q.size).reshape((2,) + q.shape)  # as the env core draws
-        if every:
-            bias, sd_q, sd_dq = self._sense
-            state, t = self.task_state, self.t
-        else:
-            bias, sd_q, sd_dq = self._sense[:, rows]
-            state, t = {k: v[rows] for k, v in self.task_state.items()}, self.t[rows]
-        q_meas = np.round((q + bias + sd_q * noise[0]) / self._tick) * self._tick
-        dq_meas = np.round((dq + sd_dq * noise[1]) / self._vel_unit) * self._vel_unit
-        return self.task.observe(q_meas, dq_meas, state, t)
+            return q_meas, dq_meas
+        return (np.round(q_meas / self._tick) * self._tick,
+                np.round(dq_meas / self._vel_unit) * self._vel_unit)
 
 
 def make_twin_env(
