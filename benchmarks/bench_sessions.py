@@ -15,9 +15,9 @@ reset and runs in real time at the bundle's control rate, so one session takes a
 
 Per session it reports before, after, oracle and robust returns, ``after / oracle``, whether
 ``after`` beats ``robust``, and the fraction of control deadlines met; per hidden file, the
-best method by ``after``. The policies were trained without motor velocity saturation, so the
-sessions run with the emulator-only ``--overspeed-factor 0`` (the per-command velocity clamp
-stays on), as ``robot-meta demo`` does.
+best method by ``after``. Sessions run with the overspeed trip on, as ``robot-meta demo`` does:
+the simulators give the servos their torque-speed line, so trained policies stay under the
+no-load speed.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def session(
         baseline=str(baseline),
         command=f"robot-meta adapt --robot {robot} --rollouts {args.rollouts} "
         f"--eval-rollouts {args.eval_rollouts} --oracle-params {hidden} "
-        f"--baseline {baseline} --overspeed-factor 0",
+        f"--baseline {baseline}",
     )
     t = time.perf_counter()
     res = AdaptationSession(
@@ -96,7 +96,6 @@ def session(
         spec,
         session_dir=out / "session",
         status=lambda m: print("      " + m, file=sys.stderr, flush=True),
-        robot_kwargs={"overspeed_factor": None},
     ).run()
     assert res.after is not None and res.oracle is not None and res.robust is not None
     return {
