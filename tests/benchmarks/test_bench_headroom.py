@@ -168,7 +168,7 @@ def test_summary_across_seeds_on_known_values() -> None:
 def test_headline_family_in_families_toml(tmp_path: Path) -> None:
     from robot_meta.sim.randomize import SpecError, headline_family, load_families
 
-    assert headline_family("arm2") == "payload" and headline_family("cartpole") == "all"
+    assert headline_family("arm2") == "servo" and headline_family("cartpole") == "all"
     assert "headline" not in load_families("cartpole")
     bad = tmp_path / "fams.toml"
     bad.write_text('robot = "cartpole"\nheadline = "nope"\n[mass]\n[mass.train]\n'
