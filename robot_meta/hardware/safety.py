@@ -165,6 +165,15 @@ def servo_limit_values(joint: JointHardware, table: ControlTable) -> dict[str, i
     return values
 
 
+def _read_limits(bus: MotorBus, dxl_id: int, table: ControlTable, names: list[str]) -> dict[str, int]:
+    """The limit registers ``names`` of one servo, in one read of the block holding them (36..39
+    on the XM430): a late answer to an earlier single-register read has another length, so it
+    cannot pass for this one."""
+    start, length = table.span(names)
+    data = bus.read_block(dxl_id, start, length)
+    return {n: table[n].decode(data[table[n].address - start:table[n].end - start]) for n in names}
+
+
 def verify_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
     """Read back the limit registers of a joint's servo; raise :class:`ServoLimitError`, naming
     the joint and motor ID, if one differs from :func:`servo_limit_values`. Returns
@@ -173,12 +182,7 @@ def verify_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
     expected = servo_limit_values(joint, table)
     if not expected:
         return {}
-    # One read of the block holding both registers (36..39 on the XM430): a late answer to an
-    # earlier single-register read has another length, so it cannot pass for this one.
-    start, length = table.span(list(expected))
-    data = bus.read_block(joint.motor_id, start, length)
-    found = {name: table[name].decode(data[table[name].address - start:table[name].end - start])
-             for name in expected}
+    found = _read_limits(bus, joint.motor_id, table, list(expected))
     for name, want in expected.items():
         if found[name] != want:
             raise ServoLimitError(
@@ -191,14 +195,18 @@ def verify_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
 
 
 def write_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
-    """Turn the joint's servo's torque off (the limits are EEPROM), write its limit registers
-    (:func:`servo_limit_values`) and read them back (:func:`verify_servo_limits`). A refused
-    write or a different read-back raises :class:`ServoLimitError` naming the joint and motor
-    ID. Returns {register: value read}."""
+    """Turn the joint's servo's torque off (the limits are EEPROM), write those of its limit
+    registers (:func:`servo_limit_values`) that differ, and read them all back
+    (:func:`verify_servo_limits`). A refused write or a different read-back raises
+    :class:`ServoLimitError` naming the joint and motor ID. Returns {register: value read}."""
     table = bus.table(joint.motor_id)
     if table.torque:
         bus.write(joint.motor_id, "torque_enable", 0)
-    for name, value in servo_limit_values(joint, table).items():
+    expected = servo_limit_values(joint, table)
+    present = _read_limits(bus, joint.motor_id, table, list(expected)) if expected else {}
+    for name, value in expected.items():
+        if present[name] == value:
+            continue  # EEPROM wears with writes: only a different value is written
         try:
             bus.write(joint.motor_id, name, value)
         except StatusError as e:

@@ -224,7 +224,8 @@ def _loopback_robot(robot_name: str = "arm2") -> tuple[Robot, EmulatedRobot, Loo
 
 def test_connect_writes_and_verifies_the_servo_limits() -> None:
     """Current Limit = floor(max_current_a / unit), PWM Limit = the servo file's, written with
-    torque off, read back; values left by another program are overwritten."""
+    torque off, read back; values left by another program are overwritten, and values already
+    right are not written again (EEPROM wears)."""
     robot, emulated, wire = _loopback_robot()
     for d in emulated.devices.values():
         d.set("current_limit", 1193)
@@ -237,8 +238,8 @@ def test_connect_writes_and_verifies_the_servo_limits() -> None:
         assert not d.torque_enabled
     assert robot.verify_servo_limits() == {1: {"current_limit": 743, "pwm_limit": 885},
                                            2: {"current_limit": 743, "pwm_limit": 885}}
-    # The limits are written after the torque-off write (EEPROM), then read back in one read
-    # of addresses 36..39 (PWM Limit, Current Limit).
+    # The limits are read, written after the torque-off write (EEPROM), then read back, each
+    # time in one read of addresses 36..39 (PWM Limit, Current Limit).
     packets = list(p.iter_packets(bytes(wire.written)))
     order = [(pkt.id, pkt.instruction, p.from_le(pkt.params[0:2])) for pkt in packets
              if pkt.instruction in (p.WRITE, p.READ)]
@@ -247,9 +248,16 @@ def test_connect_writes_and_verifies_the_servo_limits() -> None:
     assert reads and all(p.from_le(pkt.params[2:4]) == 4 for pkt in reads)
     for i in (1, 2):
         mine = [x for x in order if x[0] == i]
-        back = mine.index((i, p.READ, 36))
+        back = len(mine) - 1 - mine[::-1].index((i, p.READ, 36))  # the read-back after the writes
         assert mine.index((i, p.WRITE, 64)) < mine.index((i, p.WRITE, 38)) < back
         assert mine.index((i, p.WRITE, 64)) < mine.index((i, p.WRITE, 36)) < back
+    # Connecting again finds the limits right and writes no EEPROM.
+    robot.close()
+    n = len(wire.written)
+    robot.connect()
+    again = list(p.iter_packets(bytes(wire.written)[n:]))
+    assert not [pkt for pkt in again if pkt.instruction == p.WRITE
+                and p.from_le(pkt.params[0:2]) in (36, 38)]
     # Somebody changes a limit behind the robot's back: the check names the joint and ID.
     emulated.device(2).set("current_limit", 1000)
     with pytest.raises(ServoLimitError, match=r"joint 'elbow' \(motor ID 2\): current_limit "
@@ -264,6 +272,7 @@ def test_a_servo_that_does_not_take_its_limit_is_refused(how: str) -> None:
     ServoLimitError naming the joint and motor ID, and torque stays off."""
     robot, emulated, _ = _loopback_robot()
     dev = emulated.device(2)
+    dev.set("pwm_limit", 300)  # left by another program: connect must write it
     original_check, original_apply = dev._check_write, dev._apply_write
 
     def refuse(r: Any, v: int) -> int:

@@ -136,6 +136,7 @@ def test_flash_writes_the_servo_limits_and_refuses_a_servo_that_alters_them(
         original(r, min(v, 500) if r.name == "current_limit" else v, now)
 
     dev._apply_write = clamp_current_limit
+    dev.set("current_limit", 1193)  # changed since: the next flash must write it
     with pytest.raises(ServoLimitError, match=r"joint 'shoulder' \(motor ID 1\): current_limit "
                                               r"reads back 500, not the 743 written"):
         flash(bundles["ppo"][0], config(tmp_path, emu.port), dry_run_cycles=0)
