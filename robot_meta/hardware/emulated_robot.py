@@ -287,12 +287,13 @@ class EmulatedRobot:
         from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 
         rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
-        vec = resolve_params(rdef, params)
         effects = None
         if plant == "twin" and isinstance(params, str | Path):
             from robot_meta.sim.randomize import load_twin_params
 
-            _, _, effects = load_twin_params(params, robot=rdef.name)
+            _, vec, effects = load_twin_params(params, robot=rdef.name)  # one read of the file
+        else:
+            vec = resolve_params(rdef, params)
         pose = dict(REST_POSE.get(rdef.name, {}))
         pose.update(qpos0 or {})
         q0 = np.array([pose.get(j, 0.0) for j in rdef.joints])

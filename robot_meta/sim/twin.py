@@ -355,9 +355,8 @@ class TwinBackend:
     def _step_ideal(self, i: int, effort: np.ndarray, nsub: int, duty: np.ndarray | None) -> None:
         """nsub steps of a robot without servo joints: tau = strength * effort - damping * qdot
         (Coulomb friction is the velocity motor)."""
-        if duty is not None:  # an ideal source in PWM mode: effort = duty * gear
-            pwm = np.isfinite(duty)
-            effort = np.where(pwm, np.clip(np.where(pwm, duty, 0.0), -1.0, 1.0) * self._gear, effort)
+        if duty is not None:
+            effort = self._ideal_pwm(effort, duty, self._gear)
         c, body = self._clients[i], self._body[i]
         drive = np.zeros(self.nq)
         drive[self._act_cols] = self._strength[i] * effort
@@ -373,6 +372,13 @@ class TwinBackend:
             c.stepSimulation()
             self._read_state(i)
 
+    @staticmethod
+    def _ideal_pwm(effort: np.ndarray, duty: np.ndarray, gear: np.ndarray) -> np.ndarray:
+        """An ideal effort source in PWM mode: effort = clip(d, -1, 1) * gear where the duty d is
+        finite (PWM), the effort request where it is NaN (current mode)."""
+        pwm = np.isfinite(duty)
+        return np.where(pwm, np.clip(np.where(pwm, duty, 0.0), -1.0, 1.0) * gear, effort)
+
     # ---- servo joints ------------------------------------------------------------------------
     def _motor_torque(self, i: int, effort: np.ndarray, duty: np.ndarray | None,
                       speed: np.ndarray, volts: float) -> np.ndarray:
@@ -384,10 +390,8 @@ class TwinBackend:
         pwm = None if duty is None else np.isfinite(duty)
         if len(self._ideal):
             e = effort[self._ideal]
-            if pwm is not None:
-                p = pwm[self._ideal]
-                e = np.where(p, np.clip(np.where(p, duty[self._ideal], 0.0), -1.0, 1.0)  # type: ignore[index]
-                             * self._gear[self._ideal], e)
+            if duty is not None:
+                e = self._ideal_pwm(e, duty[self._ideal], self._gear[self._ideal])
             tau_m[self._ideal] = s[self._ideal] * e
         lag = self._lag[i]
         a = self._alpha
