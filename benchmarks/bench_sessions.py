@@ -18,6 +18,15 @@ Per session it reports before, after, oracle and robust returns, ``after / oracl
 best method by ``after``. Sessions run with the overspeed trip on, as ``robot-meta demo`` does:
 the simulators give the servos their torque-speed line, so trained policies stay under the
 no-load speed.
+
+``--hidden-sets N`` replaces the hand-written files by N hidden robots drawn with a fixed seed
+(``--hidden-seed``) from the documented held-out distribution of
+:mod:`robot_meta.sim.hidden_robots` (half in the training ranges, half beyond them, the twin's
+servo effects on). Each finished (hidden robot, method) session is saved atomically as
+``OUT/<hidden>/<method>/result.json``, and a rerun skips it, so a long table resumes where it
+was killed. The table then gives, per method and over the hidden robots (all, in range, beyond),
+the mean and 95 % CI of before, after, oracle and robust, the paired ``after - robust``
+difference with its CI, and the fraction of control deadlines met.
 """
 
 from __future__ import annotations
@@ -33,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2")
+# The hand-written hidden files were written for these families; --hidden-sets uses the headline.
 FAMILY = {"cartpole": "all", "arm2": "payload"}
 HIDDEN = {"cartpole": ("cartpole_heavy", "cartpole_beyond"), "arm2": ("arm2_payload", "arm2_beyond")}
+COLUMNS = ("before", "after", "oracle", "robust")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -141,6 +152,125 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def hidden_table(robot: str, family: str, results: dict[str, dict[str, dict[str, Any]]],
+                 splits: dict[str, str]) -> dict[str, Any]:
+    """Per method and split (all, in_range, beyond): mean and 95 % CI over hidden robots of each
+    column, of ``after - robust`` paired per hidden robot, and the deadlines met.
+
+    ``results[hidden][method]`` is one session's result (or ``{"error": ...}``)."""
+    import numpy as np
+
+    from robot_meta.learn.evaluate import ci95
+
+    def cell(x: list[float]) -> dict[str, Any]:
+        c = ci95(np.array(x))
+        return {"mean": round(c["mean"], 2), "ci95": [round(v, 2) for v in c["ci95"]], "n": len(x)}
+
+    methods = sorted({m for per in results.values() for m in per})
+    table: dict[str, Any] = {}
+    for m in methods:
+        table[m] = {}
+        for split in ("all", "in_range", "beyond"):
+            rows = [per[m] for h, per in results.items()
+                    if m in per and "error" not in per[m] and split in ("all", splits[h])]
+            failed = sum(1 for h, per in results.items()
+                         if m in per and "error" in per[m] and split in ("all", splits[h]))
+            if not rows:
+                table[m][split] = {"sets": 0, "failed": failed}
+                continue
+            entry: dict[str, Any] = {"sets": len(rows), "failed": failed}
+            for col in COLUMNS:
+                entry[col] = cell([r[col] for r in rows])
+            entry["after_minus_robust"] = cell([r["after"] - r["robust"] for r in rows])
+            entry["frac_oracle"] = (round(entry["after"]["mean"] / entry["oracle"]["mean"], 3)
+                                    if entry["oracle"]["mean"] > 0 else None)
+            entry["deadlines_met_min"] = min(r["deadlines_met"] for r in rows)
+            entry["overspeed_trips"] = sum(1 for h, per in results.items()
+                                           if m in per and "overspeed" in per[m].get("error", "").lower())
+            table[m][split] = entry
+    return {"robot": robot, "family": family, "hidden_sets": len(results), "methods": table}
+
+
+def hidden_markdown(t: dict[str, Any]) -> str:
+    """One table per split: a row per method, CIs in brackets."""
+    def c(x: dict[str, Any]) -> str:
+        return f"{x['mean']:.1f} [{x['ci95'][0]:.1f}, {x['ci95'][1]:.1f}]"
+
+    lines: list[str] = []
+    for split in ("all", "in_range", "beyond"):
+        lines += [
+            f"**{t['robot']} `{t['family']}`, {t['hidden_sets']} hidden robots, {split}**",
+            "",
+            "| method | sets | before | after | oracle | robust | after - robust | after / oracle "
+            "| min deadlines met |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m, per in t["methods"].items():
+            e = per[split]
+            if not e["sets"]:
+                lines.append(f"| {m} | 0 ({e['failed']} failed) ||||||||")
+                continue
+            fail = f" ({e['failed']} failed)" if e["failed"] else ""
+            lines.append(
+                f"| {m} | {e['sets']}{fail} | {c(e['before'])} | {c(e['after'])} | {c(e['oracle'])} | "
+                f"{c(e['robust'])} | {c(e['after_minus_robust'])} | {e['frac_oracle']} | "
+                f"{100 * e['deadlines_met_min']:.2f} % |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[str, Path | str],
+                    family: str, out: Path) -> dict[str, Any]:
+    """``--hidden-sets N``: N drawn hidden robots x methods, one saved result per session, resumable."""
+    from robot_meta.errors import UserError
+    from robot_meta.hardware.errors import HardwareError
+    from robot_meta.launch.emulator_process import EmulatorProcess
+    from robot_meta.runtime.atomic import write_json_atomic
+    from robot_meta.sim.hidden_robots import draw_hidden_robots
+
+    robots = draw_hidden_robots(args.robot, family, args.hidden_sets, seed=args.hidden_seed)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    splits: dict[str, str] = {}
+    for i, h in enumerate(robots):
+        path = h.write(out / "hidden")
+        splits[h.name] = h.split
+        per = results.setdefault(h.name, {})
+        todo = []
+        for m in methods:
+            saved = out / h.name / m / "result.json"
+            if saved.is_file():  # finished before: resume without redoing it
+                per[m] = json.loads(saved.read_text())
+            else:
+                todo.append(m)
+        print(f"[{i + 1}/{len(robots)} {h.name}] {len(methods) - len(todo)} done, {len(todo)} to run",
+              file=sys.stderr, flush=True)
+        if not todo:
+            continue
+        with EmulatorProcess(args.robot, path, seed=args.seed, log=out / f"emulator-{h.name}.log") as emu:
+            for m in todo:
+                shutil.rmtree(out / h.name / m, ignore_errors=True)  # a half-finished session restarts
+                b = bundles[m]
+                try:
+                    if isinstance(b, str):
+                        raise UserError(b)
+                    r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path, out / h.name / m, args)
+                except (UserError, HardwareError) as e:  # saved too: a rerun does not retry it
+                    print(f"[{h.name}] {m}: failed: {e}", file=sys.stderr, flush=True)
+                    r = {"error": str(e)}
+                r["hidden"] = h.name
+                r["split"] = h.split
+                write_json_atomic(out / h.name / m / "result.json", r)
+                per[m] = r
+    table = hidden_table(args.robot, family, results, splits)
+    table["hidden_seed"] = args.hidden_seed
+    table["rollouts"] = args.rollouts
+    table["eval_rollouts"] = args.eval_rollouts
+    table["sessions"] = results
+    write_json_atomic(out / f"hidden_sets_{args.robot}.json", table)
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (``robot-meta bench sessions`` calls it with its arguments)."""
     import tomllib
@@ -158,10 +288,22 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", default="runs/table", help="trained runs <robot>-<family>-<method> (default runs/table)"
     )
     p.add_argument(
+        "--family",
+        help="the runs' task family (default: the headline family with --hidden-sets, "
+        "else the family the hand-written hidden files were written for)",
+    )
+    p.add_argument(
         "--hidden",
         help="comma-separated hidden-parameter files or names in examples/hidden "
         "(default: the robot's in-range and beyond-range files)",
     )
+    p.add_argument(
+        "--hidden-sets", type=int, metavar="N",
+        help="instead of --hidden: N hidden robots drawn from the family's held-out distribution "
+        "(half in range, half beyond, servo effects on); resumable",
+    )
+    p.add_argument("--hidden-seed", type=int, default=2026,
+                   help="seed of the hidden-robot draw (default 2026)")
     p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts K (default 3)")
     p.add_argument("--eval-rollouts", type=int, default=2, help="evaluation rollouts per column (default 2)")
     p.add_argument("--seed", type=int, default=0)
@@ -171,16 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     from robot_meta.errors import UserError
     from robot_meta.hardware.errors import HardwareError
     from robot_meta.launch.emulator_process import EmulatorProcess
+    from robot_meta.sim.randomize import headline_family
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise UserError(f"--methods: unknown {', '.join(bad)}; choose from {', '.join(METHODS)}")
+    if args.hidden_sets is not None and args.hidden:
+        raise UserError("--hidden and --hidden-sets: give one of them")
+    if args.hidden_sets is not None and args.hidden_sets < 1:
+        raise UserError(f"--hidden-sets: need at least 1, got {args.hidden_sets}")
     runs = Path(args.runs)
     out = Path(args.out or runs / f"sessions-{args.robot}").resolve()
-    fam = FAMILY[args.robot]
-    names = args.hidden.split(",") if args.hidden else HIDDEN[args.robot]
-    hidden = [Path(n) if n.endswith(".toml") else ROOT / "examples" / "hidden" / f"{n}.toml" for n in names]
+    fam = args.family or (headline_family(args.robot) if args.hidden_sets else FAMILY[args.robot])
     bundles: dict[str, Path | str] = {
         "ppo": export(runs / f"{args.robot}-{fam}-ppo", out / "bundles" / "ppo")
     }
@@ -190,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as e:  # e.g. an export that fails parity: its row says so
             print(f"{m}: {e}", file=sys.stderr, flush=True)
             bundles[m] = f"export failed: {e}"
+    if args.hidden_sets is not None:
+        table = run_hidden_sets(args, methods, bundles, fam, out)
+        print(json.dumps(table, indent=2) if args.json else hidden_markdown(table))
+        return 0
+    names = args.hidden.split(",") if args.hidden else HIDDEN[args.robot]
+    hidden = [Path(n) if n.endswith(".toml") else ROOT / "examples" / "hidden" / f"{n}.toml" for n in names]
     result: dict[str, Any] = {
         "robot": args.robot,
         "runs": str(runs),

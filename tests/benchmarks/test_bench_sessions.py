@@ -1,0 +1,94 @@
+"""`robot-meta bench sessions --hidden-sets N`: one saved result per (hidden robot, method), a
+rerun that resumes without redoing finished sessions, and the across-robot table.
+
+The sessions themselves (emulator, flash, adaptation) are replaced by a stand-in that records its
+calls: what is tested here is the bookkeeping, which a multi-hour run depends on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from robot_meta.launch.cmd_bench import load
+
+
+class FakeEmulator:
+    """Stands in for EmulatorProcess; remembers which hidden files were emulated."""
+
+    started: list[str] = []
+
+    def __init__(self, robot: str, params: Any, **kw: Any) -> None:
+        self.params = str(params)
+        self.port = "fake"
+
+    def __enter__(self) -> FakeEmulator:
+        FakeEmulator.started.append(self.params)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+@pytest.fixture()
+def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Any, list[tuple[str, str]]]:
+    mod = load("sessions")
+    calls: list[tuple[str, str]] = []
+
+    def fake_session(robot: str, port: str, bundle: Path, baseline: Path, hidden: Path, out: Path,
+                     args: Any) -> dict[str, Any]:
+        calls.append((Path(hidden).stem, bundle.name))
+        out.mkdir(parents=True, exist_ok=True)
+        i = len(calls)
+        # after beats robust by 10 on every robot; oracle 100
+        return {"before": 50.0 + i, "after": 90.0 + i % 3, "oracle": 100.0, "robust": 80.0 + i % 3,
+                "deadlines_met": 0.9995}
+
+    monkeypatch.setattr(mod, "session", fake_session)
+    monkeypatch.setattr(mod, "export", lambda run, bundle: bundle)
+    import robot_meta.launch.emulator_process as ep
+
+    monkeypatch.setattr(ep, "EmulatorProcess", FakeEmulator)
+    FakeEmulator.started = []
+    return mod, calls
+
+
+def test_hidden_sets_resume_without_redoing_finished_sessions(bench, tmp_path: Path, capsys) -> None:
+    mod, calls = bench
+    argv = ["--robot", "arm2", "--methods", "rma,rl2", "--hidden-sets", "4", "--out", str(tmp_path),
+            "--json"]
+    assert mod.main(argv) == 0
+    assert len(calls) == 8  # 4 hidden robots x 2 methods
+    table = json.loads(capsys.readouterr().out)
+    assert table["family"] == "servo" and table["hidden_sets"] == 4
+    rma = table["methods"]["rma"]
+    assert rma["all"]["sets"] == 4 and rma["in_range"]["sets"] == 2 and rma["beyond"]["sets"] == 2
+    d = rma["all"]["after_minus_robust"]
+    assert d["mean"] == pytest.approx(10.0) and d["ci95"][0] == pytest.approx(10.0)
+    assert rma["all"]["frac_oracle"] == pytest.approx(rma["all"]["after"]["mean"] / 100.0, abs=1e-3)
+    for p in (tmp_path / "hidden").glob("*.toml"):  # the drawn robots are on disk for the emulator
+        assert p.stem in table["sessions"]
+
+    # a killed run: one session's result is missing; the rerun does only that one
+    victim = next(iter(table["sessions"]))
+    (tmp_path / victim / "rl2" / "result.json").unlink()
+    calls.clear()
+    FakeEmulator.started = []
+    assert mod.main(argv) == 0
+    assert calls == [(victim, "rl2")]
+    assert len(FakeEmulator.started) == 1  # no emulator started for finished robots
+    again = json.loads(capsys.readouterr().out)
+    assert again["methods"]["rma"] == table["methods"]["rma"]
+
+
+def test_hidden_sets_and_hidden_files_are_exclusive(bench, tmp_path: Path) -> None:
+    from robot_meta.errors import UserError
+
+    mod, calls = bench
+    with pytest.raises(UserError, match="--hidden and --hidden-sets"):
+        mod.main(["--hidden-sets", "2", "--hidden", "arm2_payload", "--out", str(tmp_path)])
+    with pytest.raises(UserError, match="at least 1"):
+        mod.main(["--hidden-sets", "0", "--out", str(tmp_path)])
+    assert calls == []
