@@ -102,3 +102,29 @@ def export_maml_bundle(path: Path, adapt_params: str = "all") -> tuple[Path, Any
                       extra=algo.export_fields()["extra"])
     export_bundle(algo.deployment_modules(), info, path, record=rec)
     return path, algo
+
+
+@pytest.fixture(scope="session")
+def cavia_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """An arm2 cavia bundle (untrained policy and dynamics model with real normalizers, and its
+    context step) and the algorithm it was exported from."""
+    import torch
+
+    from robot_meta.export.exporter import ExportInfo, export_bundle, record_sim
+    from robot_meta.learn.trainer import build_algorithm
+    from tests.run_fixtures import tiny_config
+
+    cfg = tiny_config("cavia")
+    cfg.run.robot, cfg.run.family, cfg.run.task = "arm2", "servo", "reach"
+    cfg.meta.inner_lr = 0.05
+    algo = build_algorithm(cfg)
+    rec = record_sim("arm2", "servo", "reach", steps=60, num_envs=8)
+    algo.ac.obs_norm.update(torch.as_tensor(rec.obs.reshape(-1, OBS), dtype=torch.float32))
+    delta = (rec.next_obs - rec.obs).reshape(-1, OBS)
+    algo.dyn.delta_norm.update(torch.as_tensor(delta, dtype=torch.float32))
+    fields = algo.export_fields()
+    info = ExportInfo("arm2", "cavia", "reach", "servo", fields["latent_dim"], 0, seed=0,
+                      config_text="algorithm = 'cavia'", extra=fields["extra"])
+    path = tmp_path_factory.mktemp("bundles") / "cavia"
+    export_bundle(algo.deployment_modules(), info, path, record=rec)
+    return path, algo

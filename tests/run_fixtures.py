@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from robot_meta.learn.config import GRADIENT_METHODS, TrainConfig, load_config
+from robot_meta.learn.config import META_BATCH_METHODS, TrainConfig, load_config
 
 
 def tiny_config(algorithm: str = "ppo", robot: str = "cartpole", **run: object) -> TrainConfig:
@@ -30,7 +30,7 @@ def tiny_config(algorithm: str = "ppo", robot: str = "cartpole", **run: object) 
     cfg.eval.tasks = 4
     cfg.eval.oracle_rollouts = 2
     cfg.meta.meta_batch, cfg.meta.inner_rollouts = 4, 2
-    if algorithm in GRADIENT_METHODS:
+    if algorithm in META_BATCH_METHODS:
         cfg.run.num_envs = 8
         cfg.run.steps = 2 * 8 * 250 * 4  # 4 meta-iterations (pre- and post-update episodes)
     for k, v in run.items():

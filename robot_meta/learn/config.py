@@ -22,8 +22,10 @@ from robot_meta.errors import UserError
 
 LAUNCH_DIR = Path(__file__).resolve().parent.parent / "launch" / "launch_files"
 # The algorithms `robot-meta train` knows. The gradient and recurrent methods join here.
-ALGORITHMS = ("ppo", "rma", "pearl", "maml", "fomaml", "reptile", "rl2")
+ALGORITHMS = ("ppo", "rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia")
 GRADIENT_METHODS = ("maml", "fomaml", "reptile")
+# methods whose envs are [meta].meta_batch tasks x [meta].inner_rollouts episodes
+META_BATCH_METHODS = (*GRADIENT_METHODS, "cavia")
 
 
 class ConfigError(UserError, ValueError):
@@ -165,13 +167,17 @@ ADAPT_CHOICES = ("all", "output", "output_bias")  # [meta].adapt_params
 
 @dataclass
 class MetaConfig:
-    """Gradient-based meta-RL (MAML, first-order MAML, Reptile): the inner loop adapts the
-    policy to one task by policy-gradient steps on a few rollouts of it, as on the robot."""
+    """Gradient-based meta-RL (MAML, first-order MAML, Reptile, CAVIA): the inner loop adapts
+    the policy (or, for cavia, its context z) to one task by gradient steps on a few rollouts of
+    it, as on the robot."""
 
     meta_batch: int = 32  # tasks per meta-iteration; [run].num_envs must be meta_batch * inner_rollouts
     inner_rollouts: int = 3  # rollouts of a task the inner step learns from (the robot's few rollouts)
     inner_steps: int = 1  # k, policy-gradient steps of the inner loop
-    inner_lr: float = 0.1  # alpha in theta' = theta - alpha grad L_in(theta)
+    inner_lr: float = 0.1  # alpha in theta' = theta - alpha grad L_in(theta) (cavia: its initial value)
+    model_lr: float = 1e-3  # cavia: Adam step of the dynamics model, z0 and the learned rates
+    model_epochs: int = 8  # cavia: epochs of the dynamics meta-objective per iteration
+    action_history: int = 3  # cavia: the last H actions the dynamics model sees (latency)
     meta_sgd: bool = False  # learn one inner learning rate per parameter tensor (Meta-SGD), from inner_lr
     rate_lr: float = 0.01  # Adam step of the learned log inner rates (fixed; the policy's follows the KL)
     reptile_step: float = 0.5  # epsilon in theta <- theta + epsilon mean_i (theta'_i - theta)
@@ -187,7 +193,8 @@ class MetaConfig:
     gamma: float = 0.99  # discount of the inner loss's returns-to-go
 
     def validate(self, where: str) -> None:
-        for k in ("meta_batch", "inner_rollouts", "inner_steps", "inner_lr", "rate_lr"):
+        for k in ("meta_batch", "inner_rollouts", "inner_steps", "inner_lr", "rate_lr", "model_lr",
+                  "model_epochs", "action_history"):
             _positive(getattr(self, k), f"{where}.{k}")
         _in_range(self.reptile_step, 0.0, 1.0, f"{where}.reptile_step")
         _positive(self.reptile_step, f"{where}.reptile_step")
@@ -348,7 +355,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config",
         raise ConfigError(f"{where}: [meta].adapt_params: Reptile moves theta toward the adapted params, so "
                           f"with adapt_params = {cfg.meta.adapt_params!r} nothing else would ever train; use "
                           f"adapt_params = \"all\" or algorithm = \"maml\" or \"fomaml\"")
-    if cfg.run.algorithm in GRADIENT_METHODS:
+    if cfg.run.algorithm in META_BATCH_METHODS:
         need = cfg.meta.meta_batch * cfg.meta.inner_rollouts
         if cfg.run.num_envs != need:
             raise ConfigError(f"{where}: [run].num_envs: a {cfg.run.algorithm} run needs num_envs = "

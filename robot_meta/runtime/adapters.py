@@ -23,6 +23,8 @@ loads with :func:`make_adapter` + ``load_state``. The rules mirror the training 
   the recurrent policy, carried across the adaptation rollouts.
 * ``GradientAdapter`` (MAML, FOMAML, Reptile; robot_meta/runtime/gradient_adapter.py): a
   policy-gradient step on the adaptation rollouts, which writes an adapted ONNX policy.
+* ``ContextStepAdapter`` (CAVIA; robot_meta/runtime/context_adapter.py): a gradient step on the
+  policy's context z under a transition-prediction loss, in numpy.
 """
 
 from __future__ import annotations
@@ -233,7 +235,8 @@ def oracle_latent(bundle: Bundle, factors_normalized: np.ndarray) -> np.ndarray:
 
 
 METHODS_BY_BUNDLE = {"pearl": "context", "rma": "rma", "ppo": "fixed", "rl2": "rl2",
-                     "maml": "gradient", "fomaml": "gradient", "reptile": "gradient"}
+                     "maml": "gradient", "fomaml": "gradient", "reptile": "gradient",
+                     "cavia": "context-step"}
 
 
 def resolve_method(bundle: Bundle, method: str) -> str:
@@ -255,15 +258,18 @@ def resolve_method(bundle: Bundle, method: str) -> str:
     if method == "gradient" and METHODS_BY_BUNDLE.get(bm) != "gradient":
         raise UserError(f"--method gradient needs a maml, fomaml or reptile bundle (a policy-gradient "
                         f"adaptation rule); this one is {bm}. Use --method auto")
+    if method == "context-step" and bm != "cavia":
+        raise UserError(f"--method context-step needs a cavia bundle (a context step on a dynamics "
+                        f"loss); this one is {bm}. Use --method auto")
     if method == "rl2" and bm != "rl2":
         raise UserError(f"--method rl2 needs an rl2 bundle (recurrent policy); this one is {bm}. "
                         "Use --method auto")
     if method == "latent-search" and bundle.manifest.latent_dim == 0:
         raise UserError(f"--method latent-search needs a policy with a latent z; this {bm} bundle "
                         "has none")
-    if method not in ("context", "rma", "latent-search", "rl2", "gradient"):
-        raise UserError(f"unknown --method {method!r}; use auto, context, rma, gradient, rl2 or "
-                        "latent-search")
+    if method not in ("context", "rma", "latent-search", "rl2", "gradient", "context-step"):
+        raise UserError(f"unknown --method {method!r}; use auto, context, rma, gradient, "
+                        "context-step, rl2 or latent-search")
     return method
 
 
@@ -282,6 +288,10 @@ def make_adapter(bundle: Bundle, method: str, *, rollouts: int = 5, seed: int = 
         from robot_meta.runtime.gradient_adapter import GradientAdapter
 
         return GradientAdapter(bundle, seed=seed)
+    if method == "context-step":
+        from robot_meta.runtime.context_adapter import ContextStepAdapter
+
+        return ContextStepAdapter(bundle)
     if method == "rl2":
         from robot_meta.runtime.recurrent_adapter import RecurrentAdapter
 

@@ -14,6 +14,7 @@ _CLASSES = {
     "fomaml": ("robot_meta.learn.algorithms.maml", "FOMAML"),
     "reptile": ("robot_meta.learn.algorithms.reptile", "Reptile"),
     "rl2": ("robot_meta.learn.algorithms.rl2", "RL2"),
+    "cavia": ("robot_meta.learn.algorithms.cavia", "CAVIA"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -157,23 +158,33 @@ class MAML(Algorithm):
         P = sample_params(env.robot, self.ranges, self.rng, self.M)
         env.set_params(slice(None), np.repeat(P, self.R, axis=0))
 
-    @torch.no_grad()
     def collect(self, env: Any, stacked: Params) -> dict[str, torch.Tensor]:
         """One synchronized episode of every env, acting with task i's params stacked[.][i]
-        (sampled actions). Returns (B, T, ...) tensors; ``mask`` is 1 until each env's episode
-        ends, ``last`` marks that step, ``term`` whether it ended by termination."""
-        assert self.gen is not None
-        M, R, T = self.M, self.R, env.episode_steps
+        (sampled actions); see :meth:`collect_with`."""
+        M, R = self.M, self.R
         B = M * R
+        std = stacked["log_std"].exp().repeat_interleave(R, 0)  # (B, act)
+        return self.collect_with(
+            env, lambda o: batched_action_mean(self.ac, stacked, o.view(M, R, -1)).reshape(B, -1), std)
+
+    @torch.no_grad()
+    def collect_with(self, env: Any, mean_fn: Callable[[torch.Tensor], torch.Tensor],
+                     std: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One synchronized episode of every env, sampling a ~ N(mean_fn(o), std^2) (std (B,
+        act)). Returns (B, T, ...) tensors; ``mask`` is 1 until each env's episode ends, ``last``
+        marks that step, ``term`` whether it ended by termination, ``final_obs`` is the next
+        observation of each step (the true one at an episode's end)."""
+        assert self.gen is not None
+        T = env.episode_steps
+        B = std.shape[0]
         obs = env.next_episode()
         keys = ("obs", "actions", "logp", "rewards", "mask", "last", "term", "final_obs")
         out: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
         active = np.ones(B, dtype=bool)
-        std = stacked["log_std"].exp().repeat_interleave(R, 0)  # (B, act)
         priv = self.tensor(env.factors)
         for _ in range(T):
             o = self.tensor(obs)
-            mean = batched_action_mean(self.ac, stacked, o.view(M, R, -1)).reshape(B, -1)
+            mean = mean_fn(o)
             a = mean + std * torch.randn(mean.shape, generator=self.gen)
             # log N(a; mean, std^2), summed over action dims
             logp = (-0.5 * ((a - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
