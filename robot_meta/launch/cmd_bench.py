@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def load(name: str) -> ModuleType:
     """The benchmark module ``benchmarks/bench_NAME.py``, loaded by path (benchmarks ship with
-    the source checkout, not as an installed package)."""
+    the source checkout, not as an installed package). ``step-info`` and ``step_info`` are the
+    same benchmark."""
+    name = name.replace("-", "_")
     path = BENCH_DIR / f"bench_{name}.py"
     if not path.exists():
         raise UserError(f"no benchmark {name!r}; available: {', '.join(available())} "
