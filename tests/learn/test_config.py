@@ -18,6 +18,12 @@ def test_bundled_launch_files_load() -> None:
     for robot, fam in (("cartpole", "all"), ("arm2", "payload")):
         for alg in ("ppo", "rma", "pearl"):
             assert f"{robot}-{fam}-{alg}" in names
+    from robot_meta.learn.config import ALGORITHMS
+    from robot_meta.sim.randomize import headline_family
+
+    for robot in ("cartpole", "arm2"):  # every method on each robot's headline family
+        missing = [a for a in ALGORITHMS if f"{robot}-{headline_family(robot)}-{a}" not in names]
+        assert not missing, (robot, missing)
     for n in names:
         cfg = load_config(n)
         robot, _, alg = n.split("-")
