@@ -20,9 +20,18 @@ def test_cosines_separate_informative_steps_from_noise() -> None:
     b = task_dirs + 0.3 * rng.normal(size=(16, 20))
     same, other = mod.cosines(a, b)
     assert same.mean() > 0.8 and abs(other.mean()) < 0.2
+    assert mod.signal_fraction(a, b).mean() > 0.8
     noise_a, noise_b = rng.normal(size=(16, 20)), rng.normal(size=(16, 20))
     same, other = mod.cosines(noise_a, noise_b)
     assert abs(same.mean() - other.mean()) < 0.3
+    assert abs(mod.signal_fraction(noise_a, noise_b).mean()) < 0.3
+    # a step that carries the task in its length only: raw cosines are all 1, the signal fraction sees it
+    u = rng.normal(size=20)
+    gains = np.linspace(0.5, 2.0, 16)[:, None]
+    a, b = gains * u + 0.01 * rng.normal(size=(16, 20)), gains * u + 0.01 * rng.normal(size=(16, 20))
+    same, other = mod.cosines(a, b)
+    assert same.mean() - other.mean() < 0.01
+    assert mod.signal_fraction(a, b).mean() > 0.9
 
 
 @pytest.mark.parametrize("algorithm", ["cavia", "maml"])
@@ -38,7 +47,10 @@ def test_step_info_json_contract(algorithm: str, tmp_path: Path, capsys: pytest.
     r = json.loads(capsys.readouterr().out)
     assert r["method"] == algorithm and r["tasks"] == 4 and r["rollouts"] == 2
     for k in ("same_task_cosine", "other_task_cosine", "same_minus_other"):
-        assert -1.0 - 1e-6 <= r[k]["mean"] <= 1.0 + 1e-6 and r[k]["ci95"][0] <= r[k]["ci95"][1]
+        for block in (r, r["centered"]):
+            lo, hi = block[k]["ci95"]
+            assert -1.0 - 1e-6 <= block[k]["mean"] <= 1.0 + 1e-6 and lo <= hi
+    assert r["signal_fraction"]["mean"] <= 1.0 and isinstance(r["carries_task_information"], bool)
     assert r["step_norm"] > 0
     assert r["dims"] == (cfg.model.latent_dim if algorithm == "cavia" else r["dims"])
 
