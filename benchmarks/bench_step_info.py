@@ -99,12 +99,13 @@ def measure(run: Path, tasks: int, rollouts: int, seed: int) -> dict[str, Any]:
     import numpy as np
 
     from robot_meta.errors import UserError
+    from robot_meta.learn.algorithms.maml import MAML
     from robot_meta.learn.evaluate import ci95, load_run
     from robot_meta.learn.trainer import make_env
     from robot_meta.sim.randomize import sample_params
 
     cfg, algo = load_run(run)
-    if cfg.run.algorithm not in METHODS:
+    if cfg.run.algorithm not in METHODS or not isinstance(algo, MAML):  # cavia, Reptile subclass MAML
         raise UserError(f"{run}: a {cfg.run.algorithm} run; step-info measures the inner step of "
                         f"{', '.join(METHODS)} runs")
     if tasks < 2:
