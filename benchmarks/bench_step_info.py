@@ -42,16 +42,14 @@ from typing import Any
 METHODS = ("maml", "fomaml", "reptile", "cavia")
 
 
-def steps(algo: Any, env: Any, seed: int) -> Any:
+def steps(algo: Any, env: Any) -> Any:
     """The inner steps d_i (M, D) of the M tasks set on ``env``, from one fresh batch of rollouts
-    per task collected with the meta-policy (seeded by ``seed``)."""
+    per task collected with the meta-policy (each call starts new episodes of the same tasks)."""
     import numpy as np
     import torch
 
     from robot_meta.learn.adaptation import stack_params
 
-    algo.start_segment(env, env.reset(seed=seed), np.random.default_rng(seed),
-                       torch.Generator().manual_seed(seed))
     if algo.name == "cavia":
         from robot_meta.learn.algorithms.cavia import transitions
 
@@ -113,11 +111,18 @@ def measure(run: Path, tasks: int, rollouts: int, seed: int) -> dict[str, Any]:
     cfg.meta.meta_batch, cfg.meta.inner_rollouts = tasks, rollouts
     cfg.run.num_envs = tasks * rollouts
     algo.M, algo.R = tasks, rollouts
+    import torch
+
     env = make_env(cfg, algo, seed=seed)
+    algo.start_segment(env, env.reset(seed=seed), np.random.default_rng(seed),
+                       torch.Generator().manual_seed(seed))
+    # the tasks are set after the reset (a reset redraws them): both batches see the same tasks
     P = sample_params(env.robot, env.ranges, np.random.default_rng(seed), tasks)
     env.set_params(slice(None), np.repeat(P, rollouts, axis=0))
-    a = steps(algo, env, seed + 1)
-    b = steps(algo, env, seed + 2)
+    a = steps(algo, env)
+    b = steps(algo, env)
+    if not np.array_equal(env.params, np.repeat(P, rollouts, axis=0)):
+        raise RuntimeError("the env redrew the tasks between the two batches")
     env.close()
     same, other = cosines(a, b)
     mean_step = np.concatenate([a, b]).mean(0)
