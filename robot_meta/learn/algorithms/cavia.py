@@ -223,7 +223,7 @@ class CAVIA(MAML):
 
     def agent(self, num_envs: int) -> Agent:
         agent = ContextAgent(self.ac, self.context_rule(detach=True), self.z0().detach(), num_envs,
-                             self.device)
+                             self.device, seed=self.cfg.run.seed)
         agent.oracle_warmup = self.cfg.eval.oracle_rollouts
         return agent
 
@@ -263,17 +263,22 @@ class CAVIA(MAML):
 class ContextAgent(Agent):
     """Deployment-time agent of ``cavia`` over N parallel tasks.
 
-    Every rollout acts deterministically, a = clip(mu(o, z), -1, 1), with z fixed within the
-    rollout: ``prior`` with z0; ``adapt`` with z' = adapt(z0, the transitions of every earlier
-    ``adapt`` rollout since ``reset_task``) (z0 for the first); ``oracle`` is ``adapt`` after the
-    evaluator's warm-up rollouts. The step learns from transitions, not returns, so the
-    rollouts need no exploration noise: the robot's adaptation rollouts are its scored ones.
+    ``explore`` rollouts collect the step's data as meta-training's inner loop did: acting with
+    z0 and *sampling* a ~ N(mu(o, z0), sigma^2). The step's z' depends on the data's excitation,
+    so data from the deterministic policy would give z' the policy never saw in training (arm2
+    servo, seed 0: adapting from deterministic rollouts lost 0.2-1 in distribution and 5-7 out of
+    it). The scored modes act deterministically, a = clip(mu(o, z), -1, 1), z fixed within the
+    rollout: ``prior`` with z0; ``adapt`` with z' = adapt(z0, every explore rollout since
+    ``reset_task``); ``oracle`` is ``adapt`` after the evaluator's warm-up rollouts.
     """
 
+    explore_mode = "explore"
+
     def __init__(self, ac: ActorCritic, rule: ContextAdaptation, z0: torch.Tensor, n: int,
-                 device: torch.device):
+                 device: torch.device, seed: int = 0):
         self.ac, self.rule, self.n, self.device = ac, rule, n, device
         self.z0 = z0.expand(n, -1).clone()
+        self.gen = torch.Generator().manual_seed(seed + 7919)
         self.reset_task()
 
     def reset_task(self) -> None:
@@ -281,9 +286,12 @@ class ContextAgent(Agent):
         self.z = self.z0.clone()
         self.mode = "prior"
 
+    def seed_episode(self, seed: int) -> None:
+        self.gen.manual_seed(seed)
+
     def begin_episode(self, mode: str) -> None:
         self.mode = mode
-        if mode == "prior" or not self.episodes:
+        if mode in ("prior", "explore") or not self.episodes:
             self.z = self.z0.clone()
         else:
             eps = [{**e, "actions": action_history(e["actions"], self.rule.history)} for e in self.episodes]
@@ -299,19 +307,23 @@ class ContextAgent(Agent):
     @torch.no_grad()
     def act(self, obs: np.ndarray, priv: np.ndarray) -> np.ndarray:
         o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        return self.ac(o, self.z).numpy().astype(np.float64)
+        if self.mode != "explore":
+            return self.ac(o, self.z).numpy().astype(np.float64)
+        mean = self.ac.action_mean(o, self.z)
+        a = mean + self.ac.log_std.exp() * torch.randn(mean.shape, generator=self.gen)
+        return a.numpy().astype(np.float64)
 
     def observe(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
                 mask: np.ndarray) -> None:
-        if self.mode == "prior":
-            return  # zero-shot rollouts are scored without adapting
+        if self.mode != "explore":
+            return  # scored rollouts teach nothing
         f = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
         self.cur["obs"].append(f(obs))
-        self.cur["actions"].append(f(action))
+        self.cur["actions"].append(f(action))  # as sent: the evaluator passes clip(a, -1, 1)
         self.cur["next_obs"].append(f(next_obs))
         self.cur["mask"].append(f(mask))
 
     def end_episode(self) -> None:
-        if self.mode == "prior" or not self.cur["obs"]:
+        if self.mode != "explore" or not self.cur["obs"]:
             return
         self.episodes.append({k: torch.stack(v, 1) for k, v in self.cur.items()})  # (N, T, ...)
