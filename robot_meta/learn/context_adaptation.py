@@ -93,9 +93,11 @@ class ContextAdaptation:
         return z if create_graph else z.detach()
 
 
-def context_step_spec(rule: ContextAdaptation, z0: torch.Tensor, inner_rollouts: int) -> dict[str, Any]:
+def context_step_spec(rule: ContextAdaptation, z0: torch.Tensor, inner_rollouts: int,
+                      log_std: torch.Tensor | None = None) -> dict[str, Any]:
     """The inner step as plain data (a bundle manifest's ``extra["adaptation"]``), what the
-    robot's numpy step (:class:`robot_meta.runtime.context_step.ContextStep`) is built from."""
+    robot's numpy step (:class:`robot_meta.runtime.context_step.ContextStep`) is built from;
+    ``log_std``: the policy's exploration noise for the rollouts the step learns from."""
     on, dn = rule.obs_norm, rule.dynamics.delta_norm
 
     def floats(x: torch.Tensor) -> list[Any]:
@@ -113,4 +115,5 @@ def context_step_spec(rule: ContextAdaptation, z0: torch.Tensor, inner_rollouts:
         "delta_clip": dn.clip,
         "layers": [{"weight": floats(lin.weight), "bias": floats(lin.bias)}
                    for lin in rule.dynamics.linear_layers()],
+        **({} if log_std is None else {"log_std": floats(log_std)}),
     }

@@ -291,7 +291,7 @@ def make_adapter(bundle: Bundle, method: str, *, rollouts: int = 5, seed: int = 
     if method == "context-step":
         from robot_meta.runtime.context_adapter import ContextStepAdapter
 
-        return ContextStepAdapter(bundle)
+        return ContextStepAdapter(bundle, seed=seed)
     if method == "rl2":
         from robot_meta.runtime.recurrent_adapter import RecurrentAdapter
 

@@ -1,11 +1,13 @@
 """``--method context-step`` (``cavia`` bundles): a gradient step on the policy's context z.
 
-Each adaptation rollout acts deterministically with the current z and records its transitions
-(o, a sent, o'); after it, z = ContextStep.adapt(z0, every adaptation transition so far), in
-numpy from the weights in the bundle manifest (:mod:`robot_meta.runtime.context_step`). The
-policy stays the bundle's verified ONNX graph; only its z input changes, so there is no
-adapted bundle to write and no torch on the robot. Evaluation rollouts (``learning`` False)
-act with the adapted z and teach nothing.
+Each adaptation rollout (``learning``) collects the step's data as meta-training's inner loop
+did: it acts with the prior context z0, sampling a = mu(o, z0) + sigma * n, n ~ N(0, I), with the
+policy's sigma from the manifest (the safety layer still clamps what reaches the motors), and
+records its transitions (o, a sent, o'). After it, z' = ContextStep.adapt(z0, every adaptation
+transition so far), in numpy from the weights in the bundle manifest
+(:mod:`robot_meta.runtime.context_step`). The policy stays the bundle's verified ONNX graph; only
+its z input changes, so there is no adapted bundle to write and no torch on the robot. Scored
+rollouts act deterministically, with z0 (``prior``) or z' (``adapt``), and teach nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class ContextStepAdapter(Adapter):
 
     kind = "context-step"
 
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: Bundle, seed: int = 0):
         super().__init__(bundle)
         spec = bundle.manifest.extra.get("adaptation")
         if not isinstance(spec, dict):
@@ -36,6 +38,10 @@ class ContextStepAdapter(Adapter):
             raise UserError(f"{bundle.path}: the adaptation rule's z has {self.step.context_dim} "
                             f"dimensions, the policy's {self.latent_dim}; re-export the bundle")
         self.z0 = self.step.z0.astype(np.float32)
+        log_std = spec.get("log_std")  # absent: a bundle exported before exploration was recorded
+        self.std: np.ndarray | float = (0.0 if log_std is None
+                                        else np.exp(np.asarray(log_std, dtype=np.float64)))
+        self.rng = np.random.default_rng(seed + 7919)
         self.adapted = self.z0.copy()
         self.data: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (o, a, o') per rollout
         self._current: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -45,7 +51,13 @@ class ContextStepAdapter(Adapter):
     def begin(self, mode: str) -> None:
         super().begin(mode)
         self._current = []
-        self.z = self.z0.copy() if mode == "prior" else self.adapted.copy()
+        self.z = self.z0.copy() if (mode == "prior" or self.learning) else self.adapted.copy()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        a = super().act(obs)
+        if self.learning:  # exploration around mu(o, z0), as in meta-training (module docstring)
+            a = a + self.std * self.rng.standard_normal(a.shape)
+        return a
 
     def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray) -> None:
         if self.learning:

@@ -209,7 +209,8 @@ class AdaptationSession:
             # theta' after the warm-up rollouts (there is no privileged encoder)
             self.oracle_adapter = make_adapter(self.bundle, "gradient", seed=self.spec.seed + 1)
         elif self.method == "context-step":
-            self.oracle_adapter = make_adapter(self.bundle, "context-step")  # z' after the warm-up
+            # z' after the warm-up rollouts
+            self.oracle_adapter = make_adapter(self.bundle, "context-step", seed=self.spec.seed + 1)
         else:
             raise UserError(f"--oracle-params: the {self.bundle.manifest.method} bundle has neither a "
                             "privileged encoder nor a posterior; there is no oracle for it")

@@ -219,7 +219,7 @@ class CAVIA(MAML):
     def adaptation_spec(self) -> dict[str, Any]:
         """The inner step as plain data for the bundle manifest; the robot runs it in numpy
         (:class:`robot_meta.runtime.context_step.ContextStep`)."""
-        return context_step_spec(self.context_rule(detach=True), self.z0(), self.R)
+        return context_step_spec(self.context_rule(detach=True), self.z0(), self.R, self.ac.log_std)
 
     def agent(self, num_envs: int) -> Agent:
         agent = ContextAgent(self.ac, self.context_rule(detach=True), self.z0().detach(), num_envs,
