@@ -1,0 +1,603 @@
+"""System identification of a robot's family factors with ``mujoco.sysid``.
+
+Given recorded trajectories (the actions sent and the joint readings at every control step),
+:class:`SystemIdentifier` fits the factors of one task family (friction and damping per joint,
+link and payload masses, payload offset, motor strength, supply voltage, actuation latency,
+encoder bias: whatever the family randomizes) by replaying the recorded actions open loop in
+the robot's MuJoCo model (with its servo physics, :func:`robot_meta.sim.servo_physics`) and
+minimizing the prediction error. Nothing here is an optimizer of its own:
+
+* each factor is a ``mujoco.sysid.Parameter`` whose modifier writes it into the ``MjSpec``
+  (physics factors), bounded by the family's training range widened by ``widen`` on each side
+  (and by the factor's physical bounds);
+* ``mujoco.sysid.ModelSequences`` holds the spec, each window's initial state and its control
+  and sensor series; ``build_residual_fn`` + ``optimize`` run box-bounded Levenberg-Marquardt
+  with a finite-difference Jacobian (``mujoco.minimize``);
+* the residual is r = w_s (y_measured - y_predicted) per sensor s (joint positions and
+  velocities), with w_s = 1 / std(y_s) over the data (velocities times ``vel_weight``);
+  the encoder bias b_j enters as ``SignalTransform.bias`` (y_pred_pos_j + b_j, the
+  emulator's q_meas = q + b_j) and shifts the initial state (q0 = q0_meas - b_j);
+* the actuation latency L [control steps] is a signal delay on the control: the command
+  applied at time t is u(t - L dt_control), interpolated linearly on the physics grid so that
+  L is continuous for the finite differences, and rounded for ``params.toml``;
+* ``calculate_intervals`` gives 95 % half-widths h_i = t_{0.975, n-p} sqrt(s^2 [(J^T J)^-1]_ii)
+  with s^2 = |r|^2 / (n - p). A factor is *identifiable* when h_i is finite and narrower
+  than ``max_rel_halfwidth`` of its search range and its estimate is not pinned at a bound;
+  otherwise it is reported as unidentifiable and gets no value.
+
+Sensor noise factors (``pos_noise``, ``vel_noise``) are not dynamics: they are reported as
+unidentifiable with the residual RMS as an upper bound.
+
+An unstable system (the cartpole balancing) drifts away from any open-loop replay within a
+second, so recordings are cut into windows of ``segment_s`` seconds, each replayed from its
+own measured initial state.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from robot_meta.errors import UserError  # noqa: E402
+from robot_meta.sim.randomize import (  # noqa: E402
+    Distribution,
+    FamilySpec,
+    headline_family,
+    load_family,
+    nominal_params,
+)
+from robot_meta.sim.robots.robot_def import FactorDef, RobotDef, get_robot  # noqa: E402
+from robot_meta.sim.servo_physics import DCMOTOR_VOLTAGE_PRM, apply_servo_physics  # noqa: E402
+
+NOISE_KINDS = ("pos_noise", "vel_noise")
+
+
+class SysidError(UserError):
+    """Recorded data that cannot be identified from (wrong robot, truncated, too short)."""
+
+
+def _sysid() -> Any:
+    """``mujoco.sysid``, refusing a mujoco installed without the ``[sysid]`` extra (whose
+    ``import mujoco.sysid`` succeeds but exposes nothing)."""
+    import importlib
+
+    sysid = importlib.import_module("mujoco.sysid")  # by name: keeps mypy out of its sources
+    if not hasattr(sysid, "optimize"):
+        raise UserError("mujoco.sysid is empty: install the extra, pip install 'mujoco[sysid]'")
+    return sysid
+
+
+@dataclass
+class Recording:
+    """One recorded trajectory of a robot.
+
+    ``q``, ``dq``: (T + 1, nq) joint readings at control steps 0..T, in the robot's joint
+    order (as the servos report them: with encoder bias and noise). ``action``: (T, nu)
+    normalized actions sent at steps 0..T-1 (current = a * max current). ``pre_action``:
+    the command applied before step 0 (what the latency pipeline still holds), default the
+    first action.
+    """
+
+    q: np.ndarray
+    dq: np.ndarray
+    action: np.ndarray
+    dt: float
+    name: str = ""
+    pre_action: np.ndarray | None = None
+
+    def check(self, robot: RobotDef) -> None:
+        """Raise SysidError if the arrays do not fit the robot or each other."""
+        nq, nu = len(robot.joints), len(robot.actuators)
+        where = self.name or "recording"
+        q, dq, a = (np.asarray(x) for x in (self.q, self.dq, self.action))
+        if q.ndim != 2 or q.shape[1] != nq or dq.shape != q.shape:
+            raise SysidError(f"{where}: joint readings of shape {q.shape} / {dq.shape}, but "
+                             f"{robot.name} has {nq} joints ({', '.join(robot.joints)})")
+        if a.ndim != 2 or a.shape[1] != nu:
+            raise SysidError(f"{where}: actions of shape {a.shape}, but {robot.name} has {nu} "
+                             f"actuator(s)")
+        if len(q) != len(a) + 1:
+            raise SysidError(f"{where}: {len(q)} readings for {len(a)} actions; a complete "
+                             "rollout has one reading more than actions (truncated log?)")
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(dq)) and np.all(np.isfinite(a))):
+            raise SysidError(f"{where}: non-finite values in the recording")
+        if abs(self.dt - robot.control_dt) > 1e-9:
+            raise SysidError(f"{where}: recorded at dt = {self.dt:g} s, but {robot.name}'s "
+                             f"model runs at control_dt = {robot.control_dt:g} s")
+
+
+@dataclass
+class SysidConfig:
+    """How to identify."""
+
+    widen: float = 0.5  # search range: family range widened by this fraction on each side
+    segment_s: float = 0.0  # fit window length [s]; 0: 2 s (arm2), 0.6 s (unstable cartpole)
+    max_iters: int = 25
+    vel_weight: float = 0.3  # weight of velocity residuals relative to positions
+    max_rel_halfwidth: float = 0.25  # identifiable: 95 % half-width < this x search range
+    fd_eps: float = 1e-6  # finite-difference step (relative to max(1, |x|))
+    nthread: int = 2
+    heldout_s: float = 2.0  # open-loop horizon of the held-out prediction error
+
+
+@dataclass
+class FactorEstimate:
+    """One factor's identification."""
+
+    name: str
+    unit: str
+    nominal: float
+    value: float | None  # None when unidentifiable
+    estimate: float  # the optimizer's value (reported even when unidentifiable)
+    half_width: float  # 95 % half-width (inf: not determined by the data)
+    low: float  # search range
+    high: float
+    identifiable: bool
+    reason: str = ""
+
+    def interval(self) -> tuple[float, float]:
+        return (self.estimate - self.half_width, self.estimate + self.half_width)
+
+
+@dataclass
+class SysidResult:
+    """What :meth:`SystemIdentifier.fit` found."""
+
+    robot: str
+    family: str
+    estimates: dict[str, FactorEstimate]
+    cost_initial: float
+    cost_final: float
+    iterations: int
+    fit_seconds: float
+    data_seconds: float
+    windows: int
+    optimizer_log: str = ""
+    heldout: dict[str, Any] = field(default_factory=dict)
+
+    def identified(self) -> dict[str, float]:
+        """{factor: value} of the identifiable factors."""
+        return {k: e.value for k, e in self.estimates.items() if e.value is not None}
+
+    def params_vector(self, robot: RobotDef) -> np.ndarray:
+        """(F,) nominal values with the identified ones in place (latency rounded)."""
+        p = nominal_params(robot)
+        for k, v in self.identified().items():
+            f = robot.factor(k)
+            p[robot.factor_names.index(k)] = round(v) if f.integer else v
+        return p
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "robot": self.robot, "family": self.family,
+            "factors": {k: {"value": e.value, "estimate": e.estimate,
+                            "interval95": list(e.interval()) if math.isfinite(e.half_width)
+                            else None, "half_width": e.half_width if math.isfinite(e.half_width)
+                            else None, "identifiable": e.identifiable, "reason": e.reason,
+                            "nominal": e.nominal, "unit": e.unit, "search_range": [e.low, e.high]}
+                        for k, e in self.estimates.items()},
+            "cost_initial": self.cost_initial, "cost_final": self.cost_final,
+            "iterations": self.iterations, "fit_seconds": self.fit_seconds,
+            "data_seconds": self.data_seconds, "windows": self.windows, "heldout": self.heldout,
+        }
+
+
+@dataclass
+class _Window:
+    """A piece of a recording replayed from its own initial state."""
+
+    name: str
+    q: np.ndarray  # (n + 1, nq) readings
+    dq: np.ndarray
+    action: np.ndarray  # (n, nu)
+    history: np.ndarray  # (H, nu) the commands before the window, oldest first
+
+
+class SystemIdentifier:
+    """Fits a robot's family factors to recorded trajectories with ``mujoco.sysid``.
+
+    Args:
+        robot: a bundled robot name or RobotDef.
+        family: the family whose factors are fitted (name, path or spec; default: the
+            robot's headline family). Search ranges are its training ranges, widened.
+        config: see :class:`SysidConfig`.
+    """
+
+    def __init__(self, robot: str | RobotDef, family: str | FamilySpec | None = None,
+                 config: SysidConfig | None = None):
+        self.sysid = _sysid()
+        self.robot = rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
+        self.family = load_family(rdef, family or headline_family(rdef))
+        self.cfg = cfg = config or SysidConfig()
+        if cfg.segment_s <= 0:
+            cfg.segment_s = 0.6 if rdef.name == "cartpole" else 2.0
+        self.dt = rdef.control_dt
+        self.nsub = rdef.substeps
+        self.spec = self._make_spec()
+        self.model0 = self.spec.compile()
+        m = self.model0
+        self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in rdef.joints])
+        self._vadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in rdef.joints])
+        self.fitted: list[FactorDef] = []
+        self.noise: list[FactorDef] = []
+        self.ranges: dict[str, tuple[float, float]] = {}
+        for name, dist in self.family.train.items():
+            f = rdef.factor(name)
+            if f.kind in NOISE_KINDS:
+                self.noise.append(f)
+                continue
+            self.fitted.append(f)
+            self.ranges[name] = self._search_range(f, dist)
+        if not self.fitted:
+            raise UserError(f"family {self.family.name!r} of {rdef.name} randomizes no factor "
+                            "that sysid can fit")
+        self.params = self._parameters()
+        self._history_len = self._max_delay_steps() + 2
+        self._histories: dict[int, np.ndarray] = {}
+        self._models: dict[bytes, mujoco.MjModel] = {}
+
+    # ---- model and parameters ------------------------------------------------------------
+    def _make_spec(self) -> mujoco.MjSpec:
+        """The robot's spec with its servo physics and a position and velocity sensor per
+        joint (``<joint>_pos``, ``<joint>_vel``, in joint order)."""
+        spec = mujoco.MjSpec.from_file(str(self.robot.model_path))
+        apply_servo_physics(spec, self.robot)
+        for kind, suffix in ((mujoco.mjtSensor.mjSENS_JOINTPOS, "pos"),
+                             (mujoco.mjtSensor.mjSENS_JOINTVEL, "vel")):
+            for j in self.robot.joints:
+                spec.add_sensor(name=f"{j}_{suffix}", type=kind,
+                                objtype=mujoco.mjtObj.mjOBJ_JOINT, objname=j)
+        return spec
+
+    def _search_range(self, f: FactorDef, dist: Distribution) -> tuple[float, float]:
+        """The family range widened by ``widen`` of its width on each side, within the
+        factor's physical bounds (a fixed value gets +-widen of its magnitude)."""
+        lo, hi = dist.low, dist.high
+        w = hi - lo if hi > lo else max(abs(lo), 1.0)
+        lo, hi = lo - self.cfg.widen * w, hi + self.cfg.widen * w
+        if f.kind == "latency_steps":
+            lo, hi = lo - 0.5, hi + 0.5  # the rounding cell of the integer ends
+        return max(lo, f.bounds[0]), min(hi, f.bounds[1])
+
+    def _max_delay_steps(self) -> int:
+        for f in self.fitted:
+            if f.kind == "latency_steps":
+                return int(math.ceil(self.ranges[f.name][1]))
+        return 0
+
+    def _modifier(self, f: FactorDef) -> Callable[[mujoco.MjSpec, Any], None] | None:
+        """The spec writer of a physics factor x (None for latency and bias)."""
+        spec, rdef = self.spec, self.robot
+        if f.kind == "dof_damping":
+            def damping(s: mujoco.MjSpec, p: Any) -> None:
+                j = s.joint(f.target)
+                d = np.array(j.damping, dtype=float)  # (linear, higher-order terms)
+                d[0] = float(p.value[0])
+                j.damping = d
+            return damping
+        if f.kind == "dof_frictionloss":
+            return lambda s, p: setattr(s.joint(f.target), "frictionloss", float(p.value[0]))
+        if f.kind == "mass_scale":
+            # every geom of the body: mass = m0 x (its inertia follows the mass)
+            m0 = [float(g.mass) for g in spec.body(f.target).geoms]
+
+            def scale(s: mujoco.MjSpec, p: Any) -> None:
+                for g, m in zip(s.body(f.target).geoms, m0, strict=True):
+                    g.mass = m * float(p.value[0])
+            return scale
+        if f.kind == "payload_mass":
+            return lambda s, p: setattr(s.body(f.target), "mass", float(p.value[0]))
+        if f.kind == "payload_offset":
+            ipos0 = np.array(spec.body(f.target).ipos, dtype=float)
+            axis = np.asarray(rdef.payload_axis, dtype=float)
+            # payload COM = p0 + x axis
+            return lambda s, p: setattr(s.body(f.target), "ipos", ipos0 + float(p.value[0]) * axis)
+        if f.kind == "motor_strength":
+            act = rdef.actuators[rdef.actuated_joints.index(f.target)]
+            g0 = float(spec.actuator(act).gear[0])
+
+            def strength(s: mujoco.MjSpec, p: Any) -> None:
+                a = s.actuator(act)
+                gear = np.array(a.gear, dtype=float)
+                gear[0] = g0 * float(p.value[0])  # gear = g0 x (a <dcmotor>: K_t x)
+                a.gear = gear
+            return strength
+        if f.kind == "supply_voltage":
+            names = [a for a in rdef.actuators
+                     if spec.actuator(a).gaintype == mujoco.mjtGain.mjGAIN_DCMOTOR]
+
+            def volts(s: mujoco.MjSpec, p: Any) -> None:
+                for n in names:
+                    a = s.actuator(n)
+                    prm = np.array(a.gainprm, dtype=float)
+                    prm[DCMOTOR_VOLTAGE_PRM] = float(p.value[0])
+                    a.gainprm = prm
+            return volts
+        return None
+
+    def _parameters(self) -> Any:
+        """The ``ParameterDict``: one Parameter per fitted factor, starting at nominal (moved
+        inside the search range)."""
+        sysid = self.sysid
+        pd = sysid.ParameterDict()
+        for f in self.fitted:
+            lo, hi = self.ranges[f.name]
+            x0 = min(max(f.nominal, lo + 0.05 * (hi - lo)), hi - 0.05 * (hi - lo))
+            pd.add(sysid.Parameter(f.name, nominal=x0, min_value=lo, max_value=hi,
+                                   modifier=self._modifier(f)))
+        return pd
+
+    def _build_model(self, params: Any, spec: mujoco.MjSpec) -> mujoco.MjModel:
+        """Compile spec with params (cached by parameter vector: every window of one
+        residual evaluation shares the model)."""
+        key = params.as_vector().tobytes()
+        model = self._models.get(key)
+        if model is None:
+            if len(self._models) > 256:
+                self._models.clear()
+            model = self.sysid.apply_param_modifiers(params, spec)
+            self._models[key] = model
+        return model
+
+    def _transform(self, weights: Mapping[str, float]) -> Any:
+        """``SignalTransform``: the encoder biases on the predicted positions, the weights."""
+        t = self.sysid.SignalTransform(normalize=False)
+        for f in self.fitted:
+            if f.kind == "obs_bias":
+                t.bias(f"{f.target}_pos", self.params[f.name], target="predicted")
+        t.set_sensor_weights(dict(weights))
+        return t
+
+    def _rollout(self, *, models: Sequence[mujoco.MjModel], datas: Sequence[mujoco.MjData],
+                 control_signal: Sequence[Any], initial_states: Sequence[np.ndarray],
+                 param_dicts: Sequence[Any], rollout_signal_mapping: Any,
+                 rollout_state_mapping: Any, ctrl_mapping: Any) -> Any:
+        """``sysid_rollout`` with each column's latency and encoder bias applied:
+        q0 = q0_meas - b, and the control u(t - L dt) on the physics grid, the commands
+        before the window taken from its history."""
+        sysid = self.sysid
+        n_fd = len(param_dicts)
+        per = len(models) // n_fd
+        controls, states = [], []
+        for i in range(len(models)):
+            p = param_dicts[i // per]
+            ctrl = control_signal[i]
+            x0 = np.array(initial_states[i], dtype=float)
+            delay = 0.0
+            for f in self.fitted:
+                v = float(p[f.name].value[0])
+                if f.kind == "obs_bias":
+                    x0[1 + self._qadr[self.robot.joints.index(f.target)]] -= v
+                elif f.kind == "latency_steps":
+                    delay = v * self.nsub  # in physics steps
+            data = ctrl.data
+            if delay > 0.0:
+                hist = np.repeat(self._histories[id(ctrl)], self.nsub, axis=0)
+                full = np.concatenate([hist, data], axis=0)
+                grid = np.arange(len(full), dtype=float) - len(hist)
+                src = np.arange(len(data), dtype=float) - delay  # u_applied[i] = u(i - delay)
+                data = np.stack([np.interp(src, grid, full[:, c]) for c in range(full.shape[1])],
+                                axis=1)
+            controls.append(sysid.TimeSeries(ctrl.times, data, ctrl.signal_mapping))
+            states.append(x0)
+        return sysid.sysid_rollout(models, datas, controls, states, rollout_signal_mapping,
+                                   rollout_state_mapping, ctrl_mapping)
+
+    # ---- data --------------------------------------------------------------------------------
+    def windows(self, recordings: Sequence[Recording], seconds: float) -> list[_Window]:
+        """Cut recordings into windows of ``seconds`` (the tail shorter than half a window
+        is dropped)."""
+        n = max(2, int(round(seconds / self.dt)))
+        out = []
+        for r in recordings:
+            r.check(self.robot)
+            a = np.asarray(r.action, dtype=float)
+            pre = np.asarray(r.pre_action if r.pre_action is not None else a[0], dtype=float)
+            padded = np.concatenate([np.repeat(pre[None], self._history_len, axis=0), a])
+            T = len(a)
+            for k0 in range(0, T, n):
+                k1 = min(k0 + n, T)
+                if k1 - k0 < max(2, n // 2):
+                    break
+                out.append(_Window(f"{r.name}[{k0}:{k1}]", np.asarray(r.q[k0:k1 + 1], float),
+                                   np.asarray(r.dq[k0:k1 + 1], float), a[k0:k1],
+                                   padded[k0:k0 + self._history_len]))
+        return out
+
+    def _sequences(self, windows: Sequence[_Window], name: str) -> Any:
+        """``ModelSequences`` of the windows: the initial state from the window's first
+        reading, the actions held for ``substeps`` physics steps, the sensors at control
+        steps."""
+        sysid, m = self.sysid, self.model0
+        dtp = self.robot.physics_dt
+        inits, ctrls, sens = [], [], []
+        for w in windows:
+            qpos, qvel = np.zeros(m.nq), np.zeros(m.nv)
+            qpos[self._qadr] = w.q[0]
+            qvel[self._vadr] = w.dq[0]
+            inits.append(sysid.create_initial_state(m, qpos, qvel))
+            n = len(w.action)
+            u = np.repeat(w.action, self.nsub, axis=0)
+            u = np.concatenate([u, u[-1:]])  # the last row is dropped by the rollout
+            ctrl = sysid.TimeSeries(np.arange(len(u)) * dtp, u)
+            self._histories[id(ctrl)] = w.history
+            ctrls.append(ctrl)
+            y = np.concatenate([w.q, w.dq], axis=1)
+            sens.append(sysid.TimeSeries.from_names(np.arange(n + 1) * self.dt, y, m))
+        return sysid.ModelSequences(name, self.spec, [w.name for w in windows], inits, ctrls,
+                                    sens)
+
+    def _weights(self, windows: Sequence[_Window]) -> dict[str, float]:
+        """w = 1 / std of each measured signal (velocities x vel_weight)."""
+        q = np.concatenate([w.q for w in windows])
+        dq = np.concatenate([w.dq for w in windows])
+        out = {}
+        for k, j in enumerate(self.robot.joints):
+            out[f"{j}_pos"] = 1.0 / max(float(np.std(q[:, k])), 1e-3)
+            out[f"{j}_vel"] = self.cfg.vel_weight / max(float(np.std(dq[:, k])), 1e-2)
+        return out
+
+    def residual_fn(self, windows: Sequence[_Window], weights: Mapping[str, float],
+                    name: str = "fit") -> tuple[Any, Any]:
+        """(residual function, ModelSequences) of windows, for ``mujoco.sysid.optimize``."""
+        seqs = self._sequences(windows, name)
+        fn = self.sysid.build_residual_fn(
+            models_sequences=[seqs], build_model=self._build_model,
+            modify_residual=self._transform(weights).apply, custom_rollout=self._rollout,
+            n_threads=self.cfg.nthread, resample_true=False)
+        return fn, seqs
+
+    # ---- fit ---------------------------------------------------------------------------------
+    def fit(self, recordings: Sequence[Recording], heldout: Sequence[Recording] = ()
+            ) -> tuple[SysidResult, dict[str, Any]]:
+        """Identify the family factors from ``recordings``; with ``heldout`` recordings also
+        measure the open-loop prediction error nominal vs identified. Returns the result and
+        the sysid objects for the report (``initial``, ``opt``, ``residual_fn``, ``sequences``,
+        ``opt_result``)."""
+        sysid = self.sysid
+        if not recordings:
+            raise SysidError("no recordings to identify from")
+        wins = self.windows(recordings, self.cfg.segment_s)
+        if not wins:
+            raise SysidError(f"the recordings are shorter than half a {self.cfg.segment_s:g} s "
+                             "window; record longer rollouts")
+        self.weights = self._weights(wins)
+        fn, seqs = self.residual_fn(wins, self.weights)
+        initial = self.params.copy()
+        t0 = time.perf_counter()
+        r0 = np.concatenate(fn(initial.as_vector(), initial)[0])
+        lo, hi = initial.get_bounds()
+        log = io.StringIO()
+        opt, res = sysid.optimize(initial_params=initial, residual_fn=fn, optimizer="mujoco",
+                                  verbose=False, max_iters=self.cfg.max_iters,
+                                  x_scale=hi - lo, eps=self.cfg.fd_eps, output=log)
+        fit_s = time.perf_counter() - t0
+        r_star, _, _ = fn(opt.as_vector(), opt)
+        rs = np.concatenate(r_star)
+        J = np.asarray(res.jac)
+        _, half = sysid.calculate_intervals(r_star, J)
+        self.inflation = self._autocorrelation_inflation(r_star)
+        half = half * self.inflation
+        estimates = self._estimates(opt, half, rs, wins)
+        result = SysidResult(
+            self.robot.name, self.family.name, estimates, float(0.5 * r0 @ r0),
+            float(0.5 * rs @ rs), len(res.extras.get("objective", [])) if "extras" in res else 0,
+            fit_s, float(sum(len(w.action) for w in wins) * self.dt), len(wins), log.getvalue())
+        if heldout:
+            result.heldout = self.heldout_error(heldout, result)
+        return result, {"initial": initial, "opt": opt, "residual_fn": fn, "sequences": seqs,
+                        "opt_result": res}
+
+    def _autocorrelation_inflation(self, residuals: Sequence[np.ndarray]) -> float:
+        """The factor by which the white-noise intervals of ``calculate_intervals`` are
+        widened. Its s^2 / (J^T J) assumes independent residuals; ours are dominated by smooth
+        model error, correlated from one step to the next. With the pooled lag-1
+        autocorrelation rho = sum_t r_t r_{t+1} / sum_t r_t^2 (per window and sensor), an
+        AR(1) error has variance inflation (1 + rho) / (1 - rho) for a mean (Bartlett), so
+        the half-widths are multiplied by sqrt((1 + rho) / (1 - rho)), at most
+        sqrt(n_steps) (one independent sample per window and sensor)."""
+        ns = 2 * len(self.robot.joints)
+        num = den = 0.0
+        steps = 0
+        for r in residuals:
+            x = np.asarray(r).reshape(-1, ns)
+            num += float(np.sum(x[1:] * x[:-1]))
+            den += float(np.sum(x * x))
+            steps = max(steps, len(x))
+        rho = min(max(num / den if den > 0 else 0.0, 0.0), 1.0 - 1e-9)
+        return float(min(math.sqrt((1 + rho) / (1 - rho)), math.sqrt(max(steps, 1))))
+
+    def _estimates(self, opt: Any, half: np.ndarray, residual: np.ndarray,
+                   wins: Sequence[_Window]) -> dict[str, FactorEstimate]:
+        out: dict[str, FactorEstimate] = {}
+        for i, f in enumerate(self.fitted):
+            lo, hi = self.ranges[f.name]
+            x = float(opt[f.name].value[0])
+            h = float(half[i]) if i < len(half) and np.isfinite(half[i]) else math.inf
+            span = hi - lo
+            at_bound = min(x - lo, hi - x) < 1e-3 * span
+            if not math.isfinite(h):
+                ok, why = False, "the data do not constrain it (singular Jacobian direction)"
+            elif h > self.cfg.max_rel_halfwidth * span:
+                ok, why = False, (f"95 % half-width {h:.3g} exceeds {self.cfg.max_rel_halfwidth:g}"
+                                  f" x its search range {span:.3g}: not excited by the data")
+            elif at_bound:
+                ok, why = False, (f"pinned at the search bound {x:.4g} of [{lo:.4g}, {hi:.4g}]:"
+                                  " the truth may lie outside the widened family range")
+            else:
+                ok, why = True, ""
+            out[f.name] = FactorEstimate(f.name, f.unit, f.nominal, x if ok else None, x, h, lo,
+                                         hi, ok, why)
+        # Noise: not dynamics; the weighted residual's RMS per position sensor bounds it.
+        q_res = self._position_residual_rms(wins, opt)
+        for f in self.noise:
+            bound = q_res if f.kind == "pos_noise" else math.nan
+            why = ("sensor noise is not identified by an open-loop fit"
+                   + (f"; the position residual RMS {bound:.3g} bounds it" if f.kind == "pos_noise"
+                      else ""))
+            d = self.family.train[f.name]
+            out[f.name] = FactorEstimate(f.name, f.unit, f.nominal, None, bound, math.inf,
+                                         d.low, d.high, False, why)
+        return out
+
+    def _position_residual_rms(self, wins: Sequence[_Window], params: Any) -> float:
+        """RMS of measured - predicted joint positions over windows (unweighted)."""
+        err = self.prediction_errors(wins, params)
+        return float(np.sqrt(np.mean(np.concatenate([e.ravel() for e in err])**2)))
+
+    # ---- prediction --------------------------------------------------------------------------
+    def param_dict(self, values: Mapping[str, float]) -> Any:
+        """A ParameterDict with the fitted factors at ``values`` (missing ones: nominal
+        factor values, not the in-range starting point)."""
+        pd = self.params.copy()
+        for f in self.fitted:
+            pd[f.name].value = np.atleast_1d(float(values.get(f.name, f.nominal)))
+        return pd
+
+    def prediction_errors(self, windows: Sequence[_Window], params: Any
+                          ) -> list[np.ndarray]:
+        """Per window, measured - predicted joint positions (n, nq) at control steps 1..n,
+        replaying the actions open loop from the window's first reading."""
+        ones = {f"{j}_pos": 1.0 for j in self.robot.joints} | \
+               {f"{j}_vel": 0.0 for j in self.robot.joints}
+        fn, _ = self.residual_fn(windows, ones, name="eval")
+        res, _, _ = fn(params.as_vector(), params)
+        nq = len(self.robot.joints)
+        return [np.asarray(r).reshape(-1, 2 * nq)[:, :nq] for r in res]
+
+    def predictions(self, windows: Sequence[_Window], params: Any) -> list[tuple[Any, Any]]:
+        """(measured, predicted) TimeSeries per window (positions then velocities)."""
+        ones = {f"{j}_pos": 1.0 for j in self.robot.joints}
+        fn, _ = self.residual_fn(windows, ones, name="eval")
+        _, preds, records = fn(params.as_vector(), params, return_pred_all=True)
+        return [(rec[0], pr[0]) for rec, pr in zip(records, preds, strict=True)]
+
+    def heldout_error(self, recordings: Sequence[Recording], result: SysidResult
+                      ) -> dict[str, Any]:
+        """Open-loop joint-position RMSE over ``heldout_s`` windows of held-out recordings,
+        nominal factors vs identified ones (unidentified factors stay nominal)."""
+        wins = self.windows(recordings, self.cfg.heldout_s)
+        if not wins:
+            raise SysidError(f"held-out recordings shorter than {self.cfg.heldout_s / 2:g} s")
+        nominal = self.param_dict({})
+        ident = self.param_dict({k: (round(v) if self.robot.factor(k).integer else v)
+                                 for k, v in result.identified().items()})
+        out: dict[str, Any] = {"windows": len(wins), "horizon_s": self.cfg.heldout_s}
+        for label, pd in (("nominal", nominal), ("identified", ident)):
+            err = np.concatenate(self.prediction_errors(wins, pd))
+            out[label] = {"rmse": float(np.sqrt(np.mean(err**2))),
+                          "per_joint": {j: float(np.sqrt(np.mean(err[:, k]**2)))
+                                        for k, j in enumerate(self.robot.joints)}}
+        ident_rmse = out["identified"]["rmse"]
+        out["ratio"] = out["nominal"]["rmse"] / ident_rmse if ident_rmse > 0 else math.inf
+        return out
