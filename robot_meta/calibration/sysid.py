@@ -100,9 +100,13 @@ class Recording:
         nq, nu = len(robot.joints), len(robot.actuators)
         where = self.name or "recording"
         q, dq, a = (np.asarray(x) for x in (self.q, self.dq, self.action))
-        if q.ndim != 2 or q.shape[1] != nq or dq.shape != q.shape:
+        if q.ndim != 2 or q.shape[1] != nq or dq.ndim != 2 or dq.shape[1] != nq:
             raise SysidError(f"{where}: joint readings of shape {q.shape} / {dq.shape}, but "
-                             f"{robot.name} has {nq} joints ({', '.join(robot.joints)})")
+                             f"{robot.name} has {nq} joints ({', '.join(robot.joints)}); is "
+                             "this a recording of another robot?")
+        if len(dq) != len(q):
+            raise SysidError(f"{where}: {len(q)} positions but {len(dq)} velocities; the log "
+                             "is truncated")
         if a.ndim != 2 or a.shape[1] != nu:
             raise SysidError(f"{where}: actions of shape {a.shape}, but {robot.name} has {nu} "
                              f"actuator(s)")
@@ -180,7 +184,8 @@ class SysidResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "robot": self.robot, "family": self.family,
-            "factors": {k: {"value": e.value, "estimate": e.estimate,
+            "factors": {k: {"value": e.value,
+                            "estimate": e.estimate if math.isfinite(e.estimate) else None,
                             "interval95": list(e.interval()) if math.isfinite(e.half_width)
                             else None, "half_width": e.half_width if math.isfinite(e.half_width)
                             else None, "identifiable": e.identifiable, "reason": e.reason,
@@ -390,8 +395,16 @@ class SystemIdentifier:
                                 axis=1)
             controls.append(sysid.TimeSeries(ctrl.times, data, ctrl.signal_mapping))
             states.append(x0)
-        return sysid.sysid_rollout(models, datas, controls, states, rollout_signal_mapping,
-                                   rollout_state_mapping, ctrl_mapping)
+        trajs = sysid.sysid_rollout(models, datas, controls, states, rollout_signal_mapping,
+                                    rollout_state_mapping, ctrl_mapping)
+        # mj_step evaluates the sensors before it integrates, so rollout's sensordata row i is
+        # the state at the start of step i while it is stamped with the time after it: the
+        # joint sensors would lag one physics step (a quarter of a control step, which the
+        # latency would absorb). Read them from the state rows instead: y(t_i) = (q, qdot)(t_i).
+        cols = np.concatenate([1 + self._qadr, 1 + self.model0.nq + self._vadr])
+        return [t.replace(sensordata=sysid.TimeSeries(t.state.times, t.state.data[:, cols],
+                                                      t.sensordata.signal_mapping))
+                for t in trajs]
 
     # ---- data --------------------------------------------------------------------------------
     def windows(self, recordings: Sequence[Recording], seconds: float) -> list[_Window]:
@@ -525,7 +538,10 @@ class SystemIdentifier:
             x = float(opt[f.name].value[0])
             h = float(half[i]) if i < len(half) and np.isfinite(half[i]) else math.inf
             span = hi - lo
-            at_bound = min(x - lo, hi - x) < 1e-3 * span
+            # pinned at a bound of the widened range (not at a physical bound such as zero
+            # friction or latency, where the truth can lie)
+            at_bound = ((x - lo < 1e-3 * span and lo > f.bounds[0])
+                        or (hi - x < 1e-3 * span and hi < f.bounds[1]))
             if not math.isfinite(h):
                 ok, why = False, "the data do not constrain it (singular Jacobian direction)"
             elif h > self.cfg.max_rel_halfwidth * span:
