@@ -109,7 +109,7 @@ class Recording:
                              "is truncated")
         if a.ndim != 2 or a.shape[1] != nu:
             raise SysidError(f"{where}: actions of shape {a.shape}, but {robot.name} has {nu} "
-                             f"actuator(s)")
+                             "actuator(s); is this a recording of another robot?")
         if len(q) != len(a) + 1:
             raise SysidError(f"{where}: {len(q)} readings for {len(a)} actions; a complete "
                              "rollout has one reading more than actions (truncated log?)")

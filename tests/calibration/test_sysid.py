@@ -7,6 +7,7 @@ import pytest
 
 from robot_meta.calibration.sysid import SysidConfig, SysidError, SystemIdentifier
 from robot_meta.calibration.sysid_report import SysidReport
+from robot_meta.runtime.session_store import SessionStore
 from robot_meta.sim.randomize import load_family, load_twin_params
 from tests.calibration.helpers import simulate
 
@@ -78,5 +79,64 @@ def test_rejects_inconsistent_recording():
     with pytest.raises(SysidError, match="truncated"):
         sid.fit([rec])
     cart = simulate("cartpole", {}, "steps", seconds=1.0)
-    with pytest.raises(SysidError, match="joint"):
+    with pytest.raises(SysidError, match="another robot"):
         sid.fit([cart])
+
+
+def _session(root, robot, recs, steps_override=None):
+    """A session directory as robot-meta adapt writes it."""
+    store = SessionStore.create(root, {"robot": robot})
+    for i, r in enumerate(recs):
+        n = len(r.action) if steps_override is None else steps_override
+        store.save_rollout(i, "adapt", {"q": r.q, "dq": r.dq, "action": r.action,
+                                        "t": np.arange(len(r.q)) * r.dt}, {"steps": n})
+    return store
+
+
+def _previous_outputs(out):
+    out.mkdir()
+    (out / "params.toml").write_text("previous\n")
+    return {"params.toml": "previous\n"}
+
+
+def _cli(*argv):
+    from robot_meta.launch.cli import main
+
+    return main(list(argv))
+
+
+def test_from_session_writes_outputs(tmp_path):
+    recs = [simulate("arm2", {"payload_mass": 0.2}, "chirp", j, seconds=2.0, seed=i)
+            for i, j in enumerate(("shoulder", "elbow", "shoulder"))]
+    _session(tmp_path / "s", "arm2", recs)
+    rc = _cli("sysid", "--robot", "arm2", "--from", str(tmp_path / "s"), "-o",
+              str(tmp_path / "ident"), "--no-html", "--max-iters", "8", "--json")
+    assert rc == 0
+    rdef, vec, _ = load_twin_params(tmp_path / "ident" / "params.toml")
+    assert vec[rdef.factor_names.index("payload_mass")] == pytest.approx(0.2, abs=0.03)
+
+
+def test_session_of_another_robot_is_refused(tmp_path, capsys):
+    cart = [simulate("cartpole", {}, "steps", seconds=1.0)]
+    _session(tmp_path / "s", "cartpole", cart)
+    before = _previous_outputs(tmp_path / "ident")
+    rc = _cli("sysid", "--robot", "arm2", "--from", str(tmp_path / "s"), "-o",
+              str(tmp_path / "ident"), "--no-html")
+    assert rc == 2
+    assert "a session of robot 'cartpole'" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in (tmp_path / "ident").iterdir()} == before
+
+
+@pytest.mark.parametrize("damage", ["file", "steps"])
+def test_truncated_log_is_refused(tmp_path, capsys, damage):
+    recs = [simulate("arm2", {}, "chirp", "shoulder", seconds=1.0, seed=i) for i in range(2)]
+    store = _session(tmp_path / "s", "arm2", recs, steps_override=80 if damage == "steps" else None)
+    if damage == "file":
+        f = store.rollouts_dir / store.completed()[1]["file"]
+        f.write_bytes(f.read_bytes()[:200])  # cut mid-write
+    before = _previous_outputs(tmp_path / "ident")
+    rc = _cli("sysid", "--robot", "arm2", "--from", str(tmp_path / "s"), "-o",
+              str(tmp_path / "ident"), "--no-html")
+    assert rc == 2
+    assert "truncated" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in (tmp_path / "ident").iterdir()} == before
