@@ -125,7 +125,8 @@ class SysidConfig:
     """How to identify."""
 
     widen: float = 0.5  # search range: family range widened by this fraction on each side
-    segment_s: float = 0.0  # fit window length [s]; 0: 2 s (arm2), 0.6 s (unstable cartpole)
+    segment_s: float = 0.0  # fit window [s]; 0: auto, 2 s, or 0.6 s for an unstable recording
+    unstable_segment_s: float = 0.6  # auto window of a recording near an unstable equilibrium
     max_iters: int = 25
     vel_weight: float = 0.3  # weight of velocity residuals relative to positions
     max_rel_halfwidth: float = 0.25  # identifiable: 95 % half-width < this x search range
@@ -148,9 +149,16 @@ class FactorEstimate:
     high: float
     identifiable: bool
     reason: str = ""
+    integer: bool = False  # an integer factor (the latency): its interval is over integers
 
     def interval(self) -> tuple[float, float]:
-        return (self.estimate - self.half_width, self.estimate + self.half_width)
+        """The 95 % interval [x - h, x + h]; for an integer factor, the integers whose
+        rounding cell [n - 1/2, n + 1/2) meets it (at least round(x))."""
+        lo, hi = self.estimate - self.half_width, self.estimate + self.half_width
+        if self.integer and math.isfinite(self.half_width):
+            n = round(self.estimate)
+            return (float(min(n, math.floor(lo + 0.5))), float(max(n, math.ceil(hi - 0.5))))
+        return (lo, hi)
 
 
 @dataclass
@@ -223,9 +231,7 @@ class SystemIdentifier:
         self.sysid = _sysid()
         self.robot = rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
         self.family = load_family(rdef, family or headline_family(rdef))
-        self.cfg = cfg = config or SysidConfig()
-        if cfg.segment_s <= 0:
-            cfg.segment_s = 0.6 if rdef.name == "cartpole" else 2.0
+        self.cfg = config or SysidConfig()
         self.dt = rdef.control_dt
         self.nsub = rdef.substeps
         self.spec = self._make_spec()
@@ -407,13 +413,30 @@ class SystemIdentifier:
                 for t in trajs]
 
     # ---- data --------------------------------------------------------------------------------
-    def windows(self, recordings: Sequence[Recording], seconds: float) -> list[_Window]:
-        """Cut recordings into windows of ``seconds`` (the tail shorter than half a window
-        is dropped)."""
-        n = max(2, int(round(seconds / self.dt)))
+    def segment_for(self, rec: Recording) -> float:
+        """The fit window of a recording: ``segment_s`` when set; else 2 s, or
+        ``unstable_segment_s`` when a passive revolute joint (the cartpole's pole) rises above
+        the horizontal, near its unstable upright equilibrium, where an open-loop replay
+        drifts away within a second."""
+        if self.cfg.segment_s > 0:
+            return self.cfg.segment_s
+        hw = self.robot.hardware_map
+        for k, j in enumerate(self.robot.joints):
+            hj = hw.joint(j)
+            if not hj.actuated and hj.kind == "revolute":
+                # angle from hanging (pi): |wrap(q - pi)| > pi / 2 is above the horizontal
+                d = np.abs((np.asarray(rec.q)[:, k] - math.pi + math.pi) % (2 * math.pi) - math.pi)
+                if np.any(d > math.pi / 2):
+                    return self.cfg.unstable_segment_s
+        return 2.0
+
+    def windows(self, recordings: Sequence[Recording], seconds: float | None) -> list[_Window]:
+        """Cut recordings into windows of ``seconds`` (None: :meth:`segment_for` each); the
+        tail shorter than half a window is dropped."""
         out = []
         for r in recordings:
             r.check(self.robot)
+            n = max(2, int(round((seconds or self.segment_for(r)) / self.dt)))
             a = np.asarray(r.action, dtype=float)
             pre = np.asarray(r.pre_action if r.pre_action is not None else a[0], dtype=float)
             padded = np.concatenate([np.repeat(pre[None], self._history_len, axis=0), a])
@@ -477,39 +500,111 @@ class SystemIdentifier:
         measure the open-loop prediction error nominal vs identified. Returns the result and
         the sysid objects for the report (``initial``, ``opt``, ``residual_fn``, ``sequences``,
         ``opt_result``)."""
-        sysid = self.sysid
         if not recordings:
             raise SysidError("no recordings to identify from")
-        wins = self.windows(recordings, self.cfg.segment_s)
+        wins = self.windows(recordings, None)
         if not wins:
-            raise SysidError(f"the recordings are shorter than half a {self.cfg.segment_s:g} s "
-                             "window; record longer rollouts")
+            raise SysidError("the recordings are shorter than half a fit window "
+                             f"({self.segment_for(recordings[0]):g} s); record longer rollouts")
         self.weights = self._weights(wins)
         fn, seqs = self.residual_fn(wins, self.weights)
         initial = self.params.copy()
         t0 = time.perf_counter()
         r0 = np.concatenate(fn(initial.as_vector(), initial)[0])
-        lo, hi = initial.get_bounds()
-        log = io.StringIO()
-        opt, res = sysid.optimize(initial_params=initial, residual_fn=fn, optimizer="mujoco",
-                                  verbose=False, max_iters=self.cfg.max_iters,
-                                  x_scale=hi - lo, eps=self.cfg.fd_eps, output=log)
-        fit_s = time.perf_counter() - t0
-        r_star, _, _ = fn(opt.as_vector(), opt)
-        rs = np.concatenate(r_star)
-        J = np.asarray(res.jac)
-        _, half = sysid.calculate_intervals(r_star, J)
+        opt, res, r_star, half, log = self._solve(fn, initial, self.cfg.max_iters)
         self.inflation = self._autocorrelation_inflation(r_star)
         half = half * self.inflation
+        self.within_half = half.copy()
+        self.tau, self.subset_estimates = self._heterogeneity(recordings, opt)
+        # total 95 % half-width: within-fit and between-recording (model discrepancy) parts
+        # h = sqrt(h_w^2 + (t_{k-1} tau)^2)
+        half = np.sqrt(half**2 + self.tau**2)
+        fit_s = time.perf_counter() - t0
+        rs = np.concatenate(r_star)
         estimates = self._estimates(opt, half, rs, wins)
         result = SysidResult(
             self.robot.name, self.family.name, estimates, float(0.5 * r0 @ r0),
             float(0.5 * rs @ rs), len(res.extras.get("objective", [])) if "extras" in res else 0,
-            fit_s, float(sum(len(w.action) for w in wins) * self.dt), len(wins), log.getvalue())
+            fit_s, float(sum(len(w.action) for w in wins) * self.dt), len(wins), log)
         if heldout:
             result.heldout = self.heldout_error(heldout, result)
         return result, {"initial": initial, "opt": opt, "residual_fn": fn, "sequences": seqs,
                         "opt_result": res}
+
+    def _solve(self, fn: Any, start: Any, max_iters: int
+               ) -> tuple[Any, Any, list[np.ndarray], np.ndarray, str]:
+        """One ``mujoco.sysid.optimize`` run from ``start``: (optimum, result, residuals at
+        the optimum, white-noise 95 % half-widths from ``calculate_intervals``, log)."""
+        sysid = self.sysid
+        lo, hi = start.get_bounds()
+        log = io.StringIO()
+        opt, res = sysid.optimize(initial_params=start, residual_fn=fn, optimizer="mujoco",
+                                  verbose=False, max_iters=max_iters, x_scale=hi - lo,
+                                  eps=self.cfg.fd_eps, output=log)
+        r_star, _, _ = fn(opt.as_vector(), opt)
+        J = np.asarray(res.jac)
+        # A factor the residual does not depend on at all (the cart's encoder bias: the rail
+        # is translation invariant, so the shifted start and reading cancel) has a zero
+        # column; its null eigenvector, blurred by finite-difference noise, would make
+        # calculate_intervals report every factor as unbounded. Such factors get an infinite
+        # interval and the others are computed without them.
+        scale = np.linalg.norm(J * (hi - lo), axis=0)
+        live = scale > 1e-9 * max(float(scale.max()), 1e-300)
+        half = np.full(J.shape[1], np.inf)
+        if live.any():
+            _, h = sysid.calculate_intervals(r_star, J[:, live])
+            half[live] = np.where(np.isfinite(h), h, np.inf)
+        return opt, res, r_star, half, log.getvalue()
+
+    def _heterogeneity(self, recordings: Sequence[Recording], opt: Any
+                       ) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """The between-recording part of each factor's 95 % half-width, t_{k-1} tau.
+
+        A white-noise interval only measures noise; a model that misses an effect (stiction,
+        backlash, a current-loop lag) biases each factor by an amount that depends on how the
+        data excite that effect. Each recording is an excitation of its own (a chirp on one
+        joint, a staircase), so the factors are refitted on each recording alone (warm-started
+        at the joint optimum) and their spread measures that discrepancy: a random-effects
+        (DerSimonian-Laird) model x_s = x + b_s + e_s, var(e_s) = v_s from the subset's own
+        interval, var(b_s) = tau^2, with
+            Q = sum_s w_s (x_s - xbar)^2,  w_s = 1 / v_s,  xbar = sum w_s x_s / sum w_s,
+            tau^2 = max(0, (Q - (k - 1)) / (sum w_s - sum w_s^2 / sum w_s)),
+        over the k subsets where the factor is determined (v_s finite and its half-width
+        below ``max_rel_halfwidth`` of the range). Fewer than 2 such subsets: tau = 0."""
+        from scipy import stats
+
+        n = len(self.fitted)
+        if len(recordings) < 2:
+            return np.zeros(n), []
+        xs, vs, subsets = [], [], []
+        for r in recordings:
+            wins = self.windows([r], None)
+            if not wins:
+                continue
+            fn, _ = self.residual_fn(wins, self.weights, name="subset")
+            o, _, r_star, half, _ = self._solve(fn, opt.copy(), min(10, self.cfg.max_iters))
+            half = half * self._autocorrelation_inflation(r_star)
+            x = np.array([float(o[f.name].value[0]) for f in self.fitted])
+            xs.append(x)
+            vs.append((half / 1.96) ** 2)
+            subsets.append({f.name: float(v) for f, v in zip(self.fitted, x, strict=True)})
+        tau = np.zeros(n)
+        for i, f in enumerate(self.fitted):
+            lo, hi = self.ranges[f.name]
+            ok = [(x[i], v[i]) for x, v in zip(xs, vs, strict=True)
+                  if np.isfinite(v[i]) and 1.96 * math.sqrt(v[i])
+                  < self.cfg.max_rel_halfwidth * (hi - lo)]
+            k = len(ok)
+            if k < 2:
+                continue
+            x = np.array([a for a, _ in ok])
+            w = 1.0 / np.maximum(np.array([b for _, b in ok]), 1e-300)
+            xbar = float(np.sum(w * x) / np.sum(w))
+            Q = float(np.sum(w * (x - xbar) ** 2))
+            denom = float(np.sum(w) - np.sum(w**2) / np.sum(w))
+            t2 = max(0.0, (Q - (k - 1)) / denom) if denom > 0 else 0.0
+            tau[i] = float(stats.t.ppf(0.975, k - 1)) * math.sqrt(t2)
+        return tau, subsets
 
     def _autocorrelation_inflation(self, residuals: Sequence[np.ndarray]) -> float:
         """The factor by which the white-noise intervals of ``calculate_intervals`` are
@@ -553,7 +648,7 @@ class SystemIdentifier:
             else:
                 ok, why = True, ""
             out[f.name] = FactorEstimate(f.name, f.unit, f.nominal, x if ok else None, x, h, lo,
-                                         hi, ok, why)
+                                         hi, ok, why, f.integer)
         # Noise: not dynamics; the weighted residual's RMS per position sensor bounds it.
         q_res = self._position_residual_rms(wins, opt)
         for f in self.noise:
@@ -608,8 +703,12 @@ class SystemIdentifier:
         nominal = self.param_dict({})
         ident = self.param_dict({k: (round(v) if self.robot.factor(k).integer else v)
                                  for k, v in result.identified().items()})
+        # "fit": every fitted factor at its estimate, identifiable or not (the model the
+        # optimizer settled on; params.toml leaves the unidentifiable ones nominal instead)
+        every = self.param_dict({k: e.estimate for k, e in result.estimates.items()
+                                 if k in self.ranges and math.isfinite(e.estimate)})
         out: dict[str, Any] = {"windows": len(wins), "horizon_s": self.cfg.heldout_s}
-        for label, pd in (("nominal", nominal), ("identified", ident)):
+        for label, pd in (("nominal", nominal), ("identified", ident), ("fit", every)):
             err = np.concatenate(self.prediction_errors(wins, pd))
             out[label] = {"rmse": float(np.sqrt(np.mean(err**2))),
                           "per_joint": {j: float(np.sqrt(np.mean(err[:, k]**2)))

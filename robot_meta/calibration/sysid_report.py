@@ -132,7 +132,8 @@ class SysidReport:
         r = self.result
         lines = [f"# System identification: {r.robot}", "",
                  f"{self.stamp}. Data: {self.source} ({r.windows} windows of "
-                 f"{self.sid.cfg.segment_s:g} s, {r.data_seconds:.1f} s). Family `{r.family}`, "
+                 f"{self.sid.cfg.segment_s or 'auto (2 or 0.6)'} s, {r.data_seconds:.1f} s). "
+                 f"Family `{r.family}`, "
                  f"search ranges = its training ranges widened by {self.sid.cfg.widen:.0%} "
                  "on each side.", "",
                  f"Fit: `mujoco.sysid.optimize` (LM), {r.iterations} iterations, "
