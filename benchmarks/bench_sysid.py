@@ -186,6 +186,9 @@ def run(robot: str, sets: int, seed: int, family: str | None, seconds: float,
             "inside": inside, "misses_by_factor": misses, "unidentifiable_by_factor": unident,
             "heldout_ratio_median": float(np.median(ratios)),
             "heldout_ratio_min": float(np.min(ratios)),
+            # every fitted factor at its estimate (unidentifiable ones included), for contrast
+            "heldout_ratio_fit_median": float(np.median(
+                [r["heldout"]["nominal"]["rmse"] / r["heldout"]["fit"]["rmse"] for r in rows])),
             "heldout_rmse_nominal_median": float(np.median([r["heldout"]["nominal"]["rmse"]
                                                             for r in rows])),
             "heldout_rmse_identified_median": float(np.median([r["heldout"]["identified"]["rmse"]

@@ -147,6 +147,8 @@ class ExcitationRunner:
         reset: called before each rollout to bring the actuated joints to ``q_start``
             (default: :class:`~robot_meta.runtime.reset.ResetController`).
         status: progress messages.
+        clock: the robot's time [s] stamped on each reading (default ``time.perf_counter``;
+            a manual-clock mock bus passes its emulated time).
     """
 
     def __init__(self, robot: Any, out: str | Path, *, dt: float,
@@ -154,7 +156,8 @@ class ExcitationRunner:
                  wait: Callable[[], None] | None = None,
                  reset: Callable[[np.ndarray], None] | None = None,
                  status: Callable[[str], None] | None = None,
-                 q_start: np.ndarray | None = None):
+                 q_start: np.ndarray | None = None,
+                 clock: Callable[[], float] | None = None):
         self.robot = robot
         self.hw = robot.hw
         self.dt = dt
@@ -163,6 +166,7 @@ class ExcitationRunner:
         self.q_start = (np.zeros(len(self.hw.joints)) if q_start is None
                         else np.asarray(q_start, dtype=float))
         self.wait = wait
+        self.clock = clock or time.perf_counter
         self.reset = reset
         self.status = status or (lambda msg: None)
         meta = {"robot": self.hw.robot, "kind": "sysid-excitation", "seed": seed,
@@ -259,11 +263,11 @@ class ExcitationRunner:
 
                 loop = ControlLoop(self.dt)
                 loop.start()
-            t_start = time.perf_counter()
+            t_start = self.clock()
             q0 = None
             for k in range(T + 1):
                 s = robot.read_state()
-                qs[k], dqs[k], ts[k] = s.q, s.dq, s.t - t_start
+                qs[k], dqs[k], ts[k] = s.q, s.dq, self.clock() - t_start
                 q0 = s.q[act].copy() if q0 is None else q0
                 bad = (s.q < lo + self.cfg.margin) | (s.q > hi - self.cfg.margin)
                 if np.any(bad):

@@ -60,8 +60,10 @@ def load_session(root: str | Path, robot: RobotDef) -> list[tuple[Recording, boo
             raise SysidError(f"{path}: the journal says {n} steps, but the file holds {len(a)} "
                              f"actions and {len(q)} readings; the log is truncated")
         pre = arrays.get("pre_action")
+        t = arrays.get("t")
         rec = Recording(q[:, order], dq[:, order], a, dt, f"{root.name}/{e['file']}",
-                        None if pre is None else np.asarray(pre, dtype=float))
+                        None if pre is None else np.asarray(pre, dtype=float),
+                        None if t is None or len(t) != len(q) else np.asarray(t, dtype=float))
         rec.check(robot)
         out.append((rec, bool(e.get("heldout", False)) or e.get("kind") == "heldout"))
     return out

@@ -94,6 +94,21 @@ class Recording:
     dt: float
     name: str = ""
     pre_action: np.ndarray | None = None
+    t: np.ndarray | None = None  # (T + 1,) reading times [s], when the log has them
+
+    def times(self) -> np.ndarray | None:
+        """The reading times relative to the first, when they are usable: T + 1 finite,
+        strictly increasing times whose median step is within 50 % of ``dt`` (a control loop
+        that ran in robot time). None: the nominal grid k dt is used."""
+        if self.t is None:
+            return None
+        t = np.asarray(self.t, dtype=float)
+        if t.shape != (len(self.q),) or not np.all(np.isfinite(t)):
+            return None
+        d = np.diff(t)
+        if not np.all(d > 0) or not 0.5 * self.dt <= float(np.median(d)) <= 1.5 * self.dt:
+            return None
+        return np.asarray(t - t[0])
 
     def check(self, robot: RobotDef) -> None:
         """Raise SysidError if the arrays do not fit the robot or each other."""
@@ -133,6 +148,7 @@ class SysidConfig:
     fd_eps: float = 1e-6  # finite-difference step (relative to max(1, |x|))
     nthread: int = 2
     heldout_s: float = 2.0  # open-loop horizon of the held-out prediction error
+    use_times: bool = False  # replay on the recorded reading times instead of the k dt grid
 
 
 @dataclass
@@ -214,6 +230,7 @@ class _Window:
     dq: np.ndarray
     action: np.ndarray  # (n, nu)
     history: np.ndarray  # (H, nu) the commands before the window, oldest first
+    t: np.ndarray | None = None  # (n + 1,) reading times from the window's start
 
 
 class SystemIdentifier:
@@ -441,19 +458,23 @@ class SystemIdentifier:
             pre = np.asarray(r.pre_action if r.pre_action is not None else a[0], dtype=float)
             padded = np.concatenate([np.repeat(pre[None], self._history_len, axis=0), a])
             T = len(a)
+            times = r.times() if self.cfg.use_times else None
             for k0 in range(0, T, n):
                 k1 = min(k0 + n, T)
                 if k1 - k0 < max(2, n // 2):
                     break
                 out.append(_Window(f"{r.name}[{k0}:{k1}]", np.asarray(r.q[k0:k1 + 1], float),
                                    np.asarray(r.dq[k0:k1 + 1], float), a[k0:k1],
-                                   padded[k0:k0 + self._history_len]))
+                                   padded[k0:k0 + self._history_len],
+                                   None if times is None else times[k0:k1 + 1] - times[k0]))
         return out
 
     def _sequences(self, windows: Sequence[_Window], name: str) -> Any:
         """``ModelSequences`` of the windows: the initial state from the window's first
         reading, the actions held for ``substeps`` physics steps, the sensors at control
-        steps."""
+        steps. With recorded reading times t_k (a wall-clock control loop that jittered), the
+        action a_k is held on the physics grid from t_k (when it was written, right after
+        reading k) to t_{k+1}, and the sensors are compared at t_k."""
         sysid, m = self.sysid, self.model0
         dtp = self.robot.physics_dt
         inits, ctrls, sens = [], [], []
@@ -463,13 +484,20 @@ class SystemIdentifier:
             qvel[self._vadr] = w.dq[0]
             inits.append(sysid.create_initial_state(m, qpos, qvel))
             n = len(w.action)
-            u = np.repeat(w.action, self.nsub, axis=0)
+            if w.t is None:
+                u = np.repeat(w.action, self.nsub, axis=0)
+                ty = np.arange(n + 1) * self.dt
+            else:
+                grid = np.arange(int(math.ceil(w.t[-1] / dtp - 1e-9))) * dtp
+                k = np.clip(np.searchsorted(w.t[:-1], grid + 1e-9, side="right") - 1, 0, n - 1)
+                u = w.action[k]  # a_k on [t_k, t_{k+1})
+                ty = w.t
             u = np.concatenate([u, u[-1:]])  # the last row is dropped by the rollout
             ctrl = sysid.TimeSeries(np.arange(len(u)) * dtp, u)
             self._histories[id(ctrl)] = w.history
             ctrls.append(ctrl)
             y = np.concatenate([w.q, w.dq], axis=1)
-            sens.append(sysid.TimeSeries.from_names(np.arange(n + 1) * self.dt, y, m))
+            sens.append(sysid.TimeSeries.from_names(ty, y, m))
         return sysid.ModelSequences(name, self.spec, [w.name for w in windows], inits, ctrls,
                                     sens)
 

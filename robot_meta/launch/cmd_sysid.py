@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="fit window [s] (default 2 s; 0.6 s on the unstable cartpole)")
     p.add_argument("--max-iters", type=int, default=25, help="optimizer iterations (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seeds the excitation references")
+    p.add_argument("--timestamps", action="store_true",
+                   help="replay on the recorded reading times rather than the nominal control "
+                        "grid (for a control loop that missed deadlines)")
     p.add_argument("--no-html", action="store_true", help="skip mujoco.sysid's report.html")
     p.add_argument("--json", action="store_true",
                    help='print {"factors": {name: {value, interval95, identifiable, reason}}, '
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     fit, held = load_recordings(sources, rdef)
     status(f"fitting {len(fit)} rollout(s), {len(held)} held out")
     sid = SystemIdentifier(rdef, args.family,
-                           SysidConfig(segment_s=args.segment, max_iters=args.max_iters))
+                           SysidConfig(segment_s=args.segment, max_iters=args.max_iters,
+                                       use_times=args.timestamps))
     result, objects = sid.fit(fit, held)
     report = SysidReport(sid, result, objects, held, source=", ".join(str(s) for s in sources))
     files = report.write(out, mujoco_report=not args.no_html)

@@ -140,3 +140,16 @@ def test_truncated_log_is_refused(tmp_path, capsys, damage):
     assert rc == 2
     assert "truncated" in capsys.readouterr().err
     assert {p.name: p.read_text() for p in (tmp_path / "ident").iterdir()} == before
+
+
+def test_recorded_times_replace_the_nominal_grid():
+    rec = simulate("arm2", {"payload_mass": 0.2}, "chirp", "shoulder", seconds=2.0)
+    sid = SystemIdentifier("arm2", "servo", SysidConfig(use_times=True))
+    assert rec.times() is None  # no times recorded
+    rec.t = np.arange(len(rec.q)) * rec.dt + 100.0  # a loop that met every deadline
+    assert np.allclose(rec.times(), np.arange(len(rec.q)) * rec.dt)
+    exact = np.concatenate(sid.prediction_errors(sid.windows([rec], None),
+                                                 sid.param_dict({"payload_mass": 0.2})))
+    assert np.sqrt(np.mean(exact**2)) < 2e-3  # the same replay as on the grid
+    rec.t = np.zeros(len(rec.q))  # not increasing: ignored
+    assert rec.times() is None
