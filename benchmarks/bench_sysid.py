@@ -157,10 +157,19 @@ def run(robot: str, sets: int, seed: int, family: str | None, seconds: float,
     rdef = get_robot(robot)
     fam = load_family(rdef, family or headline_family(rdef))
     hs = hidden_sets(rdef, fam, sets, seed, SysidConfig().widen)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     for i, h in enumerate(hs):
+        from robot_meta.errors import UserError
+
         with tempfile.TemporaryDirectory(prefix="bench-sysid-") as d:
-            r = run_set(robot, h, Path(d), family, seconds, max_iters)
+            try:
+                r = run_set(robot, h, Path(d), family, seconds, max_iters)
+            except UserError as e:  # a failed excitation or fit counts, and is reported
+                print(f"[{robot} set {i}] failed: {e}", file=sys.stderr, flush=True)
+                failed.append({"set": i, "error": str(e), "params": h["params"],
+                               "servo": h["servo"]})
+                continue
         r["set"] = i
         rows.append(r)
         print(f"[{robot} set {i}] coverage {r['inside']}/{r['identifiable']}, held-out RMSE "
@@ -180,6 +189,7 @@ def run(robot: str, sets: int, seed: int, family: str | None, seconds: float,
                 unident[k] = unident.get(k, 0) + 1
     return {
         "bench": "sysid", "robot": robot, "family": fam.name, "sets": sets, "seed": seed,
+        "sets_failed": len(failed),
         "date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "summary": {
             "coverage": inside / n_ident if n_ident else None, "identifiable_reports": n_ident,
@@ -203,6 +213,7 @@ def run(robot: str, sets: int, seed: int, family: str | None, seconds: float,
                         "robot_s<=60": bool(max(r["robot_seconds"] for r in rows) <= 60),
                         "fit_s<=120": bool(max(r["fit_s"] for r in rows) <= 120)},
         },
+        "failed": failed,
         "per_set": rows,
     }
 

@@ -203,6 +203,9 @@ class ExcitationRunner:
         if not robot.torque_on:
             robot.enable()
         held = 0.0
+        kp = np.array([self.cfg.kp[j] for j in self.actuated])
+        integ = np.zeros(len(act))
+        lim = 0.5 * self.cfg.a_max  # |Ki integral| <= half the excitation's bound
         for _ in range(int(timeout_s / self.dt)):
             s = robot.read_state()
             err = q_start[act] - s.q[act]
@@ -210,8 +213,10 @@ class ExcitationRunner:
             held = held + self.dt if ok else 0.0
             if held >= hold_s:
                 return
-            robot.write_action(pd_action(self.cfg, self.actuated, q_start[act], s.q[act],
-                                         s.dq[act]))
+            # PD plus integral against gravity and friction: Ki = Kp / (1 s)
+            integ = np.clip(integ + kp * err * self.dt, -lim, lim)
+            a = pd_action(self.cfg, self.actuated, q_start[act], s.q[act], s.dq[act]) + integ
+            robot.write_action(np.clip(a, -self.cfg.a_max, self.cfg.a_max))
             self.wait()
         raise ResetError(f"reset to {q_start.tolist()} did not settle in {timeout_s:g} s")
 
