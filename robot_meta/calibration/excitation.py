@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +65,23 @@ class ExcitationConfig:
     f1: float = 2.0  # Hz
     seconds: float = 6.0  # per rollout
     margin: float = 0.15  # abort (torque off) this close to a joint's position limit [rad or m]
+    # the reset's gains (softer on the light arm links: stable under up to 3 steps of latency)
+    reset_kp: dict[str, float] = field(default_factory=dict)
+    reset_kd: dict[str, float] = field(default_factory=dict)
 
 
 def default_config(robot: Any) -> ExcitationConfig:
     """Amplitudes well inside the joint ranges and gains that are stable at 50 Hz."""
     hw = robot.hardware_map if hasattr(robot, "hardware_map") else robot
-    amp, kp, kd = {}, {}, {}
+    amp, kp, kd, rkp, rkd = {}, {}, {}, {}, {}
     for j in hw.actuated:
         lin = j.kind == "prismatic"
         amp[j.joint] = 0.25 if lin else 0.7
         kp[j.joint] = 3.0 if lin else 1.2
         kd[j.joint] = 0.6 if lin else 0.08
-    return ExcitationConfig(amp, kp, kd)
+        rkp[j.joint] = 3.0 if lin else 0.3
+        rkd[j.joint] = 0.6 if lin else 0.05
+    return ExcitationConfig(amp, kp, kd, reset_kp=rkp, reset_kd=rkd)
 
 
 def make_plan(actuated: list[str], cfg: ExcitationConfig, seed: int = 0) -> list[ExcitationSpec]:
@@ -190,7 +195,7 @@ class ExcitationRunner:
         hi = np.array([j.position_limits[1] for j in self.hw.joints], dtype=float)
         return lo, hi
 
-    def _pd_reset(self, q_start: np.ndarray, timeout_s: float = 8.0, hold_s: float = 0.3,
+    def _pd_reset(self, q_start: np.ndarray, timeout_s: float = 12.0, hold_s: float = 0.3,
                   pos_tol: float = 0.1, vel_tol: float = 0.05) -> None:
         """A reset on the injected clock: the excitation PD law toward q_start until the
         actuated joints stay within pos_tol and vel_tol for hold_s (ResetError after
@@ -203,7 +208,9 @@ class ExcitationRunner:
         if not robot.torque_on:
             robot.enable()
         held = 0.0
-        kp = np.array([self.cfg.kp[j] for j in self.actuated])
+        gains = replace(self.cfg, kp=self.cfg.reset_kp or self.cfg.kp,
+                        kd=self.cfg.reset_kd or self.cfg.kd)
+        kp = np.array([gains.kp[j] for j in self.actuated])
         integ = np.zeros(len(act))
         lim = 0.5 * self.cfg.a_max  # |Ki integral| <= half the excitation's bound
         for _ in range(int(timeout_s / self.dt)):
@@ -215,7 +222,7 @@ class ExcitationRunner:
                 return
             # PD plus integral against gravity and friction: Ki = Kp / (1 s)
             integ = np.clip(integ + kp * err * self.dt, -lim, lim)
-            a = pd_action(self.cfg, self.actuated, q_start[act], s.q[act], s.dq[act]) + integ
+            a = pd_action(gains, self.actuated, q_start[act], s.q[act], s.dq[act]) + integ
             robot.write_action(np.clip(a, -self.cfg.a_max, self.cfg.a_max))
             self.wait()
         raise ResetError(f"reset to {q_start.tolist()} did not settle in {timeout_s:g} s")
