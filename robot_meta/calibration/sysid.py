@@ -150,6 +150,7 @@ class SysidConfig:
     heldout_s: float = 2.0  # open-loop horizon of the held-out prediction error
     use_times: bool = False  # replay on the recorded reading times instead of the k dt grid
     screen_samples: int = 8  # random starting candidates screened by cost (plus the latency grid)
+    min_rel_singular: float = 0.02  # weaker directions of the range-scaled Jacobian: unidentifiable
     seed: int = 0
 
 
@@ -543,6 +544,8 @@ class SystemIdentifier:
         r0 = np.concatenate(fn(initial.as_vector(), initial)[0])
         start = self._screen_starts(fn, initial)
         opt, res, r_star, half, log = self._solve(fn, start, self.cfg.max_iters)
+        self.jacobian = np.asarray(res.jac)
+        self.weak = self._weak_directions(self.jacobian, *initial.get_bounds())
         self.inflation = self._autocorrelation_inflation(r_star)
         half = half * self.inflation
         self.within_half = half.copy()
@@ -561,6 +564,38 @@ class SystemIdentifier:
             result.heldout = self.heldout_error(heldout, result)
         return result, {"initial": initial, "opt": opt, "residual_fn": fn, "sequences": seqs,
                         "opt_result": res}
+
+    def _weak_directions(self, J: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                         ) -> dict[str, str]:
+        """Factors the data determine only in combination with others: with the Jacobian's
+        columns scaled by the search ranges, Jn = J diag(hi - lo) = U S V^T, a direction v_k
+        with s_k / s_1 < ``min_rel_singular`` changes the prediction by less than that
+        fraction of the best-determined direction over the whole search range, so model error
+        moves the estimate freely along it (the intervals, which assume the model is right,
+        do not show this). Every factor with |v_ik| > 0.3 on such a direction is reported
+        unidentifiable, naming its partners. Exactly null directions are left to the
+        interval (infinite there)."""
+        Jn = J * (hi - lo)
+        if Jn.size == 0:
+            return {}
+        _, S, Vt = np.linalg.svd(Jn, full_matrices=False)
+        if S[0] <= 0:
+            return {}
+        names = [f.name for f in self.fitted]
+        out: dict[str, str] = {}
+        for k in range(len(S)):
+            rel = S[k] / S[0]
+            if rel >= self.cfg.min_rel_singular or rel < 1e-9:
+                continue
+            members = [i for i in np.argsort(-np.abs(Vt[k])) if abs(Vt[k, i]) > 0.3]
+            for i in members:
+                others = [names[m] for m in members if m != i]
+                out.setdefault(names[i], (
+                    "only determined in combination" + (f" with {', '.join(others)}" if others
+                                                        else "")
+                    + f" (relative singular value {rel:.2g} of the range-scaled Jacobian, below "
+                    f"{self.cfg.min_rel_singular:g})"))
+        return out
 
     def _screen_starts(self, fn: Any, initial: Any) -> Any:
         """The starting point of the local fit: the candidate of lowest cost among the
@@ -693,13 +728,17 @@ class SystemIdentifier:
             span = hi - lo
             # pinned at a bound of the widened range (not at a physical bound such as zero
             # friction or latency, where the truth can lie)
-            at_bound = ((x - lo < 1e-3 * span and lo > f.bounds[0])
+            # (a natural zero such as no friction, no payload or no latency is a value the
+            # truth can take; a clipped physical bound such as a mass scale of 0.05 is not)
+            at_bound = ((x - lo < 1e-3 * span and not (lo == f.bounds[0] == 0.0))
                         or (hi - x < 1e-3 * span and hi < f.bounds[1]))
             if not math.isfinite(h):
                 ok, why = False, "the data do not constrain it (singular Jacobian direction)"
             elif h > self.cfg.max_rel_halfwidth * span:
                 ok, why = False, (f"95 % half-width {h:.3g} exceeds {self.cfg.max_rel_halfwidth:g}"
                                   f" x its search range {span:.3g}: not excited by the data")
+            elif f.name in getattr(self, "weak", {}):
+                ok, why = False, self.weak[f.name]
             elif at_bound:
                 ok, why = False, (f"pinned at the search bound {x:.4g} of [{lo:.4g}, {hi:.4g}]:"
                                   " the truth may lie outside the widened family range")
