@@ -45,6 +45,7 @@ def test_writes_twin_params_and_narrowed_family(arm_fit, tmp_path):
     sid, res, objs, held = arm_fit
     files = SysidReport(sid, res, objs, held, source="test").write(tmp_path / "ident",
                                                                    mujoco_report=False)
+    load_twin_params(files["fit_params"], robot="arm2")  # loadable too
     rdef, vec, _ = load_twin_params(files["params"], robot="arm2")
     assert vec[rdef.factor_names.index("payload_mass")] == pytest.approx(0.25, abs=0.03)
     fam = load_family("arm2", files["family"])
