@@ -36,7 +36,11 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
+from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
 from robot_meta.runtime.session_store import SessionError, SessionStore
+
+# Communication failures a fresh attempt can survive (not safety trips or servo alarms).
+TRANSIENT = (ServoTimeoutError, CorruptPacketError, TorqueLostError)
 
 KINDS = ("chirp", "steps", "multisine")
 
@@ -171,6 +175,7 @@ class ExcitationRunner:
         self.q_start = (np.zeros(len(self.hw.joints)) if q_start is None
                         else np.asarray(q_start, dtype=float))
         self.wait = wait
+        self.max_attempts = 5
         self.clock = clock or time.perf_counter
         self.reset = reset
         self.status = status or (lambda msg: None)
@@ -237,7 +242,22 @@ class ExcitationRunner:
             self.status(f"excitation {spec.index + 1}/{len(self.plan)}: {spec.kind} "
                         f"{spec.joint or 'all joints'}, {spec.seconds:g} s")
             t0 = time.perf_counter()
-            arrays, summary = self._rollout(spec)
+            for attempt in range(self.max_attempts):
+                try:
+                    arrays, summary = self._rollout(spec)
+                    break
+                except TRANSIENT as e:
+                    # a lost or corrupted packet beyond the bus retries, or a watchdog expiry
+                    # after a stall: torque is off; the rollout is discarded and run again
+                    # from a reset (as in adaptation sessions)
+                    self.store.log("rollout_failed", index=spec.index, attempt=attempt,
+                                   error=str(e))
+                    self.status(f"excitation {spec.index + 1} failed ({type(e).__name__}); "
+                                f"retrying from a reset ({attempt + 1}/{self.max_attempts})")
+                    if attempt + 1 == self.max_attempts:
+                        raise
+                    if self.wait is None:
+                        time.sleep(1.0)
             robot_s += float(summary["seconds"])
             self.store.save_rollout(spec.index, "heldout" if spec.heldout else "excite", arrays,
                                     summary | {"wall_s": time.perf_counter() - t0})
