@@ -100,8 +100,7 @@ def excite(cfg: object, rdef: object, session: Path, args: argparse.Namespace,
 
     robot = open_robot(cfg, overspeed_factor=2.0)  # type: ignore[arg-type]
     try:
-        robot.enable()
-        hw = robot.hw
+        hw = robot.hw  # torque goes on in each rollout's reset (arming the watchdog then)
         q_start = np.array([math.pi if (not j.actuated and j.kind == "revolute") else 0.0
                             for j in hw.joints])  # passive poles hang at pi
         ecfg = default_config(hw)
