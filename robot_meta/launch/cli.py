@@ -22,6 +22,7 @@ COMMANDS = (
     "emulate",
     "flash",
     "adapt",
+    "sysid",
     "run",
     "demo",
     "sim",

@@ -25,11 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_robot_args(p)
     p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts K (default 3)")
     p.add_argument("--method", default="auto",
-                   choices=["auto", "context", "rma", "gradient", "context-step", "rl2", "latent-search"],
+                   choices=["auto", "context", "rma", "gradient", "context-step", "rl2", "latent-search",
+                            "sysid"],
                    help="auto: the bundle's own (pearl -> context posterior, rma -> online, "
                         "rl2 -> the GRU state carried across rollouts, cavia -> context-step: a "
                         "gradient step on z under a dynamics loss); "
-                        "latent-search: CEM over z scored by real returns (K >= 5)")
+                        "latent-search: CEM over z scored by real returns (K >= 5); "
+                        "sysid: identify the factors with mujoco.sysid from the K rollouts and "
+                        "act with the teacher z = mu(e) (rma bundles, workstation stack)")
     p.add_argument("--eval-rollouts", type=int, default=1,
                    help="evaluation rollouts per column (before, after, oracle, robust; default 1)")
     p.add_argument("--episode-steps", type=int, default=0,

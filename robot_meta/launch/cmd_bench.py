@@ -24,7 +24,7 @@ def available() -> list[str]:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     names = available()
-    p = sub.add_parser("bench", help="run a benchmark (sim, bus, train, meta, infer, headroom, ...)",
+    p = sub.add_parser("bench", help="run a benchmark (sim, bus, train, meta, infer, headroom, sysid, ...)",
                        description="Run a benchmark script; `robot-meta bench NAME --help` shows "
                                    f"its options. Available: {', '.join(names) or 'none'}.")
     p.add_argument("name", help="benchmark name: " + ", ".join(names))

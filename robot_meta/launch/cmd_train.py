@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (budgets count the time "
                         "and steps already spent)")
+    p.add_argument("--family", metavar="FAMILY",
+                   help="train on this family instead of the launch file's (a bundled name or a "
+                        "TOML path, e.g. the ident/family.toml of robot-meta sysid)")
+    p.add_argument("--init", metavar="RUN",
+                   help="start from the weights of this run (fine-tune; real2sim2real with "
+                        "--family ident/family.toml)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=run)
@@ -98,7 +104,25 @@ def run(args: argparse.Namespace) -> int:
         cfg.run.minutes = 0.0  # a step budget alone: reproducible
     if cfg.run.minutes == 0 and cfg.run.steps == 0:
         raise UserError("no budget: give --minutes or --steps")
-    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress)
+    init = None
+    if args.family or args.init:
+        if args.resume:
+            raise UserError("--family and --init start a new run; a resumed run keeps its own")
+        if args.family:
+            from robot_meta.sim.randomize import load_family
+
+            fam = args.family
+            if fam.endswith(".toml") or ".toml:" in fam:
+                path, _, rest = fam.partition(".toml")
+                fam = str(Path(path + ".toml").resolve()) + rest
+            load_family(cfg.run.robot, fam)  # a clear error now rather than at the first reset
+            cfg.run.family = fam
+        if args.init:
+            from robot_meta.learn.checkpoint import FILENAME, load_checkpoint
+
+            init = Path(args.init)
+            load_checkpoint(init / FILENAME, algorithm=cfg.run.algorithm, robot=cfg.run.robot)
+    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress, init_from=init)
     summary = trainer.train()
     if args.json:
         print(json.dumps(summary, indent=2))

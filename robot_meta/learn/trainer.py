@@ -84,8 +84,12 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
-                 progress: bool = True, tensorboard: bool = True, stop_at: int | None = None):
+                 progress: bool = True, tensorboard: bool = True, stop_at: int | None = None,
+                 init_from: str | Path | None = None):
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+        # a run whose final weights start this one (fine-tuning, e.g. on a family narrowed
+        # by robot-meta sysid); its step counters are not carried over
+        self.init_from = Path(init_from) if init_from else None
         self.stop_at = stop_at  # stop (and checkpoint) at this iteration, as an interruption would
         self.progress, self.tensorboard = progress, tensorboard
         if cfg.run.torch_threads:
@@ -111,7 +115,8 @@ class Trainer:
                     "name": self.cfg.run.name, "seed": self.cfg.run.seed, "git": git_revision(),
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "torch": torch.__version__, "python": platform.python_version(),
-                    "config_sha256": self.cfg.digest()}
+                    "config_sha256": self.cfg.digest(),
+                    "init_from": str(self.init_from) if self.init_from else None}
             (self.run_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         tmp = self.run_dir / (CONFIG_NAME + ".tmp")
         tmp.write_text(self.cfg.to_toml())
@@ -145,6 +150,10 @@ class Trainer:
             algo.load_state_dict(ck["state"])
             self.iteration, self.steps = int(ck["iteration"]), int(ck["steps"])
             self.elapsed = float(ck["elapsed"])
+        elif self.init_from is not None:
+            ck = load_checkpoint(self.init_from / FILENAME, algorithm=cfg.run.algorithm,
+                                 robot=cfg.run.robot)
+            algo.load_state_dict(ck["state"])
         env = make_env(cfg, algo, seed=derive_seed(cfg.run.seed, 0))
         logger = RunLogger(self.run_dir, tensorboard=self.tensorboard)
         bar = None

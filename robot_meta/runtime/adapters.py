@@ -267,9 +267,12 @@ def resolve_method(bundle: Bundle, method: str) -> str:
     if method == "latent-search" and bundle.manifest.latent_dim == 0:
         raise UserError(f"--method latent-search needs a policy with a latent z; this {bm} bundle "
                         "has none")
-    if method not in ("context", "rma", "latent-search", "rl2", "gradient", "context-step"):
+    if method == "sysid" and bundle.privileged_encoder is None:
+        raise UserError(f"--method sysid needs a bundle with a privileged encoder mu(e) (rma); "
+                        f"this one is {bm}")
+    if method not in ("context", "rma", "latent-search", "rl2", "gradient", "context-step", "sysid"):
         raise UserError(f"unknown --method {method!r}; use auto, context, rma, gradient, "
-                        "context-step, rl2 or latent-search")
+                        "context-step, rl2, latent-search or sysid")
     return method
 
 
@@ -296,6 +299,10 @@ def make_adapter(bundle: Bundle, method: str, *, rollouts: int = 5, seed: int = 
         from robot_meta.runtime.recurrent_adapter import RecurrentAdapter
 
         return RecurrentAdapter(bundle)
+    if method == "sysid":
+        from robot_meta.runtime.sysid_adapter import SysidAdapter
+
+        return SysidAdapter(bundle)
     if method == "fixed":
         return FixedPolicy(bundle)
     raise UserError(f"unknown adaptation method {method!r}")

@@ -333,6 +333,9 @@ class AdaptationSession:
                     summary = {**res.summary, "reset_s": reset.seconds, "task_seed": p.task_seed}
                     self.store.save_rollout(p.index, p.kind, res.arrays, summary)
                     done[p.index] = {"index": p.index, "kind": p.kind, **summary}
+                    ad = self.adapter_for(p)
+                    if p.learn and hasattr(ad, "add_rollout"):  # sysid: refit on the saved rollout
+                        ad.add_rollout(res.arrays)
                     if p.kind == "adapt":
                         self.save_adapted()
                     d = res.summary["deadlines"]

@@ -1,0 +1,271 @@
+"""The outputs of ``robot-meta sysid``: ``params.toml``, ``family.toml`` and ``report/``.
+
+* ``params.toml``: the twin-params format (:func:`robot_meta.sim.randomize.load_twin_params`):
+  ``robot`` and a ``[params]`` table with every identifiable factor (the latency rounded to
+  whole control steps); unidentifiable factors are listed as comments with the reason, so a
+  loader gives them their nominal value and no one mistakes it for a measurement.
+* ``family.toml``: one family ``ident`` centred on the identified values, each identifiable
+  factor ~ U(lo, hi) with [lo, hi] its 95 % interval (within the factor's physical bounds;
+  the latency as randint over the whole steps the interval touches); unidentifiable factors
+  keep the source family's training distribution; OOD ranges are the source family's.
+* ``fit_params.toml``: every fitted factor at its estimate (those determined only in
+  combination marked so): the best predicting model, not a measurement of each factor.
+* ``report/``: ``report.html`` from ``mujoco.sysid.default_report``, and ours: ``README.md``
+  (each value with its 95 % interval, held-out open-loop RMSE nominal vs identified),
+  ``result.json`` and ``heldout_*.png`` (measured vs simulated joint positions).
+
+Everything is computed first and written last, each file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_meta.calibration.sysid import Recording, SysidResult, SystemIdentifier
+from robot_meta.runtime.atomic import write_atomic
+from robot_meta.sim.randomize import Distribution, parse_family, read_toml
+
+
+def _num(x: float) -> str:
+    return f"{float(x):.6g}"
+
+
+def _dist_toml(d: Distribution) -> str:
+    if d.dist == "fixed":
+        return f'{{ dist = "fixed", value = {_num(d.low)} }}'
+    if d.dist == "randint":
+        return f'{{ dist = "randint", low = {int(d.low)}, high = {int(d.high)} }}'
+    return f'{{ dist = "{d.dist}", low = {_num(d.low)}, high = {_num(d.high)} }}'
+
+
+class SysidReport:
+    """Renders and writes the outputs of one identification.
+
+    Args:
+        sid: the identifier that produced ``result``.
+        result: the fit.
+        objects: the sysid objects returned by :meth:`SystemIdentifier.fit`.
+        heldout: the held-out recordings (plotted), may be empty.
+        source: where the data came from (printed in the files).
+    """
+
+    def __init__(self, sid: SystemIdentifier, result: SysidResult, objects: dict[str, Any],
+                 heldout: Sequence[Recording] = (), source: str = ""):
+        self.sid = sid
+        self.result = result
+        self.objects = objects
+        self.heldout = list(heldout)
+        self.source = source
+        self.stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+    # ---- params.toml ---------------------------------------------------------------------
+    def params_toml(self) -> str:
+        r, rdef = self.result, self.sid.robot
+        lines = [f"# Identified by robot-meta sysid, {self.stamp}, from {self.source or 'recordings'}",
+                 f"# ({r.windows} windows, {r.data_seconds:.1f} s of data, family "
+                 f"{r.family!r}). Values are the least-squares estimates; the comment gives the",
+                 "# 95 % interval. Factors not listed are nominal.",
+                 f'robot = "{rdef.name}"',
+                 f'description = "identified by robot-meta sysid from {self.source}"',
+                 "", "[params]"]
+        for name, e in r.estimates.items():
+            if e.value is not None:
+                f = rdef.factor(name)
+                v = round(e.value) if f.integer else e.value
+                lo, hi = e.interval()
+                lines.append(f"{name} = {v if f.integer else _num(v)}  "
+                             f"# 95 %: [{_num(lo)}, {_num(hi)}] {e.unit}")
+        unident = [(n, e) for n, e in r.estimates.items() if e.value is None]
+        if unident:
+            lines.append("# Unidentifiable from these data (left nominal):")
+            lines += [f"#   {n}: {e.reason}" for n, e in unident]
+        return "\n".join(lines) + "\n"
+
+    def fit_params_toml(self) -> str:
+        """``fit_params.toml``: every fitted factor at the optimizer's estimate, identifiable or
+        not: the model that best predicts the robot (see the held-out "fit" column) when some
+        factors are determined only in combination. Not a measurement of those factors."""
+        r, rdef = self.result, self.sid.robot
+        lines = [f"# The full least-squares fit of robot-meta sysid, {self.stamp}: every fitted "
+                 "factor at its estimate.",
+                 "# Factors marked (combination) are determined only together with others: "
+                 "use this file to predict,",
+                 "# params.toml to know a factor.",
+                 f'robot = "{rdef.name}"',
+                 f'description = "full sysid fit from {self.source}"', "", "[params]"]
+        for name, e in r.estimates.items():
+            if name not in self.sid.ranges or not math.isfinite(e.estimate):
+                continue
+            f = rdef.factor(name)
+            v = min(max(e.estimate, f.bounds[0]), f.bounds[1])
+            val = str(round(v)) if f.integer else _num(v)
+            lines.append(f"{name} = {val}" + ("" if e.identifiable else "  # (combination)"))
+        return "\n".join(lines) + "\n"
+
+    # ---- family.toml ---------------------------------------------------------------------
+    def family_dists(self) -> dict[str, Distribution]:
+        """The ``ident`` family's training distributions (module docstring)."""
+        rdef, fam = self.sid.robot, self.sid.family
+        out: dict[str, Distribution] = {}
+        for name, src in fam.train.items():
+            e = self.result.estimates.get(name)
+            f = rdef.factor(name)
+            if e is None or e.value is None:
+                out[name] = src
+                continue
+            lo, hi = e.interval()
+            lo, hi = max(lo, f.bounds[0]), min(hi, f.bounds[1])
+            if f.integer:
+                a, b = int(math.floor(lo + 0.5)), int(math.ceil(hi - 0.5))
+                a, b = max(a, int(f.bounds[0])), max(b, a)
+                out[name] = Distribution("randint", a, b)
+            else:
+                out[name] = Distribution("uniform", lo, max(hi, lo))
+        return out
+
+    def family_toml(self) -> str:
+        fam = self.sid.family
+        lines = [f"# A family narrowed by robot-meta sysid, {self.stamp}: identified factors",
+                 "# ~ their 95 % interval; unidentifiable ones keep the source family's range.",
+                 f'robot = "{self.sid.robot.name}"', 'headline = "ident"', "", "[ident]",
+                 f'description = "{fam.name} narrowed to the identified robot ({self.source})"',
+                 f"init = {{ qpos_noise = {_num(fam.init.qpos_noise)}, "
+                 f"qvel_noise = {_num(fam.init.qvel_noise)} }}",
+                 f"resample_prob = {_num(fam.resample_prob)}", "[ident.train]"]
+        lines += [f"{k} = {_dist_toml(d)}" for k, d in self.family_dists().items()]
+        if fam.ood:
+            lines.append("[ident.ood]")
+            lines += [f"{k} = {_dist_toml(d)}" for k, d in fam.ood.items()]
+        text = "\n".join(lines) + "\n"
+        import tomllib
+
+        raw = tomllib.loads(text)  # validate before anything is written
+        parse_family(self.sid.robot, "ident", raw["ident"], "family.toml")
+        return text
+
+    # ---- report --------------------------------------------------------------------------
+    def markdown(self) -> str:
+        r = self.result
+        lines = [f"# System identification: {r.robot}", "",
+                 f"{self.stamp}. Data: {self.source} ({r.windows} windows of "
+                 f"{self.sid.cfg.segment_s or 'auto (2 or 0.6)'} s, {r.data_seconds:.1f} s). "
+                 f"Family `{r.family}`, "
+                 f"search ranges = its training ranges widened by {self.sid.cfg.widen:.0%} "
+                 "on each side.", "",
+                 f"Fit: `mujoco.sysid.optimize` (LM), {r.iterations} iterations, "
+                 f"{r.fit_seconds:.1f} s; cost {r.cost_initial:.4g} -> {r.cost_final:.4g}. "
+                 "95 % intervals from `calculate_intervals`, widened by "
+                 f"{getattr(self.sid, 'inflation', 1.0):.2f} for autocorrelated residuals.", "",
+                 "| factor | nominal | identified | 95 % interval | search range | status |",
+                 "|---|---|---|---|---|---|"]
+        for n, e in r.estimates.items():
+            if e.value is not None:
+                lo, hi = e.interval()
+                lines.append(f"| {n} [{e.unit}] | {_num(e.nominal)} | {_num(e.value)} | "
+                             f"[{_num(lo)}, {_num(hi)}] | [{_num(e.low)}, {_num(e.high)}] | "
+                             "identified |")
+            else:
+                lines.append(f"| {n} [{e.unit}] | {_num(e.nominal)} | - | - | "
+                             f"[{_num(e.low)}, {_num(e.high)}] | unidentifiable: {e.reason} |")
+        h = r.heldout
+        if h:
+            lines += ["", f"## Held-out open-loop prediction ({h['windows']} windows of "
+                      f"{h['horizon_s']:g} s)", "",
+                      "| joint | RMSE nominal | RMSE identified |", "|---|---|---|"]
+            for j in self.sid.robot.joints:
+                lines.append(f"| {j} | {h['nominal']['per_joint'][j]:.4g} | "
+                             f"{h['identified']['per_joint'][j]:.4g} |")
+            lines.append(f"| all | {h['nominal']['rmse']:.4g} | {h['identified']['rmse']:.4g} |")
+            lines += ["", f"Nominal / identified: {h['ratio']:.1f}x (params.toml: unidentifiable "
+                      f"factors nominal). With every fitted factor at its estimate "
+                      f"(fit_params.toml): RMSE {h['fit']['rmse']:.4g}, "
+                      f"{h['nominal']['rmse'] / max(h['fit']['rmse'], 1e-12):.1f}x.", ""]
+            lines += [f"![held-out {i}](heldout_{i}.png)" for i in range(len(self.heldout))]
+        lines += ["", "`report.html` is the mujoco.sysid report of the fit (its *nominal* column "
+                  "is the measured data)."]
+        return "\n".join(lines) + "\n"
+
+    def plots(self, report_dir: Path) -> list[Path]:
+        """heldout_<i>.png: measured vs simulated (nominal, identified) joint positions over
+        each held-out recording, replayed open loop in ``heldout_s`` windows."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        sid, rdef = self.sid, self.sid.robot
+        out = []
+        nominal = sid.param_dict({})
+        ident = sid.param_dict({k: (round(v) if rdef.factor(k).integer else v)
+                                for k, v in self.result.identified().items()})
+        nq = len(rdef.joints)
+        for i, rec in enumerate(self.heldout):
+            wins = sid.windows([rec], sid.cfg.heldout_s)
+            if not wins:
+                continue
+            fig, axes = plt.subplots(nq, 1, figsize=(8, 2.4 * nq), sharex=True, squeeze=False)
+            n_win = int(round(sid.cfg.heldout_s / sid.dt))
+            for label, pd, style in (("nominal", nominal, "C1--"), ("identified", ident, "C2-")):
+                for w_i, (meas, pred) in enumerate(sid.predictions(wins, pd)):
+                    t0 = w_i * n_win * sid.dt
+                    for k in range(nq):
+                        ax = axes[k, 0]
+                        if label == "nominal":
+                            ax.plot(t0 + meas.times, meas.data[:, k], "k-", lw=1.2,
+                                    label="real" if w_i == 0 else None)
+                        ax.plot(t0 + pred.times, pred.data[:, k], style, lw=1,
+                                label=f"sim {label}" if w_i == 0 else None)
+            for k, j in enumerate(rdef.joints):
+                axes[k, 0].set_ylabel(j)
+                axes[k, 0].legend(loc="upper right", fontsize=7)
+            axes[-1, 0].set_xlabel("t [s] (open loop from each window's start)")
+            fig.suptitle(f"held-out {rec.name}: real vs sim")
+            fig.tight_layout()
+            path = report_dir / f"heldout_{i}.png"
+            fig.savefig(path, dpi=80)
+            plt.close(fig)
+            out.append(path)
+        return out
+
+    def write(self, out_dir: str | Path, mujoco_report: bool = True) -> dict[str, str]:
+        """Write params.toml, family.toml and report/ into out_dir; returns their paths."""
+        out = Path(out_dir)
+        params = self.params_toml()
+        fit_params = self.fit_params_toml()
+        family = self.family_toml()
+        md = self.markdown()
+        result_json = json.dumps(self.result.as_dict(), indent=2, default=_jsonable) + "\n"
+        out.mkdir(parents=True, exist_ok=True)
+        report = out / "report"
+        report.mkdir(exist_ok=True)
+        self.plots(report)
+        if mujoco_report:
+            o = self.objects
+            self.sid.sysid.default_report(
+                [o["sequences"]], o["initial"], o["opt"], o["residual_fn"], o["opt_result"],
+                title=f"SysID {self.result.robot}", save_path=report,
+                build_model=self.sid._build_model, generate_videos=False)
+        write_atomic(report / "README.md", md)
+        write_atomic(report / "result.json", result_json)
+        write_atomic(report / "optimizer.log", self.result.optimizer_log)
+        write_atomic(out / "family.toml", family)
+        write_atomic(out / "fit_params.toml", fit_params)
+        write_atomic(out / "params.toml", params)
+        read_toml(out / "params.toml")
+        return {"params": str(out / "params.toml"), "family": str(out / "family.toml"),
+                "fit_params": str(out / "fit_params.toml"), "report": str(report)}
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    raise TypeError(f"not JSON serializable: {type(x).__name__}")

@@ -1,0 +1,156 @@
+"""System identification with mujoco.sysid: recovery, identifiability, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robot_meta.calibration.sysid import SysidConfig, SysidError, SystemIdentifier
+from robot_meta.calibration.sysid_report import SysidReport
+from robot_meta.runtime.session_store import SessionStore
+from robot_meta.sim.randomize import load_family, load_twin_params
+from tests.calibration.helpers import simulate
+
+ARM_TRUE = {"payload_mass": 0.25, "shoulder_strength": 0.9, "elbow_strength": 1.1,
+            "elbow_frictionloss": 0.06, "latency_steps": 1, "shoulder_bias": 0.08,
+            "elbow_bias": -0.05, "supply_voltage": 11.0}
+
+
+@pytest.fixture(scope="module")
+def arm_fit(tmp_path_factory):
+    recs = [simulate("arm2", ARM_TRUE, "chirp", "shoulder", seed=1),
+            simulate("arm2", ARM_TRUE, "chirp", "elbow", seed=2),
+            simulate("arm2", ARM_TRUE, "steps", seed=3)]
+    held = [simulate("arm2", ARM_TRUE, "multisine", seconds=4.0, seed=4)]
+    sid = SystemIdentifier("arm2", "servo", SysidConfig(max_iters=20))
+    res, objs = sid.fit(recs, held)
+    return sid, res, objs, held
+
+
+def test_recovers_known_parameters(arm_fit):
+    sid, res, _, _ = arm_fit
+    for name, true in ARM_TRUE.items():
+        e = res.estimates[name]
+        assert e.identifiable, (name, e.reason)
+        tol = 0.03 * (e.high - e.low)  # 3 % of the search range
+        assert abs(e.estimate - true) < tol, (name, e.estimate, true)
+    # untouched factors stay at their (nominal) truth too
+    assert abs(res.estimates["shoulder_frictionloss"].estimate - 0.02) < 0.01
+    assert res.params_vector(sid.robot)[sid.robot.factor_names.index("latency_steps")] == 1
+    h = res.heldout
+    assert h["identified"]["rmse"] * 5 < h["nominal"]["rmse"]
+
+
+def test_writes_twin_params_and_narrowed_family(arm_fit, tmp_path):
+    sid, res, objs, held = arm_fit
+    files = SysidReport(sid, res, objs, held, source="test").write(tmp_path / "ident",
+                                                                   mujoco_report=False)
+    load_twin_params(files["fit_params"], robot="arm2")  # loadable too
+    rdef, vec, _ = load_twin_params(files["params"], robot="arm2")
+    assert vec[rdef.factor_names.index("payload_mass")] == pytest.approx(0.25, abs=0.03)
+    fam = load_family("arm2", files["family"])
+    d = fam.train["payload_mass"]
+    e = res.estimates["payload_mass"]
+    assert d.low == pytest.approx(e.interval()[0], abs=1e-5)
+    assert d.high - d.low < 0.2 * (0.4 - 0.0)  # narrower than the source family
+    assert (tmp_path / "ident" / "report" / "README.md").read_text().count("identified") > 3
+    assert (tmp_path / "ident" / "report" / "heldout_0.png").stat().st_size > 1000
+
+
+def test_payload_offset_without_payload_is_unidentifiable(tmp_path):
+    fam = tmp_path / "fam.toml"
+    fam.write_text('robot = "arm2"\n[f]\n[f.train]\n'
+                   'payload_offset = { dist = "uniform", low = -0.05, high = 0.05 }\n'
+                   'shoulder_strength = { dist = "uniform", low = 0.8, high = 1.2 }\n')
+    truth = {"shoulder_strength": 0.9}  # no payload: its offset moves nothing
+    recs = [simulate("arm2", truth, "chirp", "shoulder", seconds=3.0, seed=1)]
+    sid = SystemIdentifier("arm2", str(fam), SysidConfig(max_iters=10))
+    res, _ = sid.fit(recs)
+    off = res.estimates["payload_offset"]
+    assert not off.identifiable and off.value is None and off.reason
+    assert res.estimates["shoulder_strength"].identifiable
+    assert res.estimates["shoulder_strength"].value == pytest.approx(0.9, abs=0.02)
+    assert "payload_offset" not in res.identified()
+
+
+def test_rejects_inconsistent_recording():
+    rec = simulate("arm2", {}, "chirp", "shoulder", seconds=1.0)
+    rec.q = rec.q[:-5]  # truncated
+    sid = SystemIdentifier("arm2", "servo")
+    with pytest.raises(SysidError, match="truncated"):
+        sid.fit([rec])
+    cart = simulate("cartpole", {}, "steps", seconds=1.0)
+    with pytest.raises(SysidError, match="another robot"):
+        sid.fit([cart])
+
+
+def _session(root, robot, recs, steps_override=None):
+    """A session directory as robot-meta adapt writes it."""
+    store = SessionStore.create(root, {"robot": robot})
+    for i, r in enumerate(recs):
+        n = len(r.action) if steps_override is None else steps_override
+        store.save_rollout(i, "adapt", {"q": r.q, "dq": r.dq, "action": r.action,
+                                        "t": np.arange(len(r.q)) * r.dt}, {"steps": n})
+    return store
+
+
+def _previous_outputs(out):
+    out.mkdir()
+    (out / "params.toml").write_text("previous\n")
+    return {"params.toml": "previous\n"}
+
+
+def _cli(*argv):
+    from robot_meta.launch.cli import main
+
+    return main(list(argv))
+
+
+def test_from_session_writes_outputs(tmp_path):
+    recs = [simulate("arm2", {"payload_mass": 0.2}, "chirp", j, seconds=2.0, seed=i)
+            for i, j in enumerate(("shoulder", "elbow", "shoulder"))]
+    _session(tmp_path / "s", "arm2", recs)
+    rc = _cli("sysid", "--robot", "arm2", "--from", str(tmp_path / "s"), "-o",
+              str(tmp_path / "ident"), "--no-html", "--max-iters", "8", "--json")
+    assert rc == 0
+    rdef, vec, _ = load_twin_params(tmp_path / "ident" / "params.toml")
+    assert vec[rdef.factor_names.index("payload_mass")] == pytest.approx(0.2, abs=0.03)
+
+
+def test_session_of_another_robot_is_refused(tmp_path, capsys):
+    cart = [simulate("cartpole", {}, "steps", seconds=1.0)]
+    _session(tmp_path / "s", "cartpole", cart)
+    before = _previous_outputs(tmp_path / "ident")
+    rc = _cli("sysid", "--robot", "arm2", "--from", str(tmp_path / "s"), "-o",
+              str(tmp_path / "ident"), "--no-html")
+    assert rc == 2
+    assert "a session of robot 'cartpole'" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in (tmp_path / "ident").iterdir()} == before
+
+
+@pytest.mark.parametrize("damage", ["file", "steps"])
+def test_truncated_log_is_refused(tmp_path, capsys, damage):
+    recs = [simulate("arm2", {}, "chirp", "shoulder", seconds=1.0, seed=i) for i in range(2)]
+    store = _session(tmp_path / "s", "arm2", recs, steps_override=80 if damage == "steps" else None)
+    if damage == "file":
+        f = store.rollouts_dir / store.completed()[1]["file"]
+        f.write_bytes(f.read_bytes()[:200])  # cut mid-write
+    before = _previous_outputs(tmp_path / "ident")
+    rc = _cli("sysid", "--robot", "arm2", "--from", str(tmp_path / "s"), "-o",
+              str(tmp_path / "ident"), "--no-html")
+    assert rc == 2
+    assert "truncated" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in (tmp_path / "ident").iterdir()} == before
+
+
+def test_recorded_times_replace_the_nominal_grid():
+    rec = simulate("arm2", {"payload_mass": 0.2}, "chirp", "shoulder", seconds=2.0)
+    sid = SystemIdentifier("arm2", "servo", SysidConfig(use_times=True))
+    assert rec.times() is None  # no times recorded
+    rec.t = np.arange(len(rec.q)) * rec.dt + 100.0  # a loop that met every deadline
+    assert np.allclose(rec.times(), np.arange(len(rec.q)) * rec.dt)
+    exact = np.concatenate(sid.prediction_errors(sid.windows([rec], None),
+                                                 sid.param_dict({"payload_mass": 0.2})))
+    assert np.sqrt(np.mean(exact**2)) < 2e-3  # the same replay as on the grid
+    rec.t = np.zeros(len(rec.q))  # not increasing: ignored
+    assert rec.times() is None
