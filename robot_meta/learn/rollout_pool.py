@@ -40,6 +40,8 @@ import contextlib
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +70,12 @@ def import_ray() -> Any:
     return ray
 
 
-def check_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (within ``timeout`` s) with a clear error when nothing listens at a HOST:PORT
-    Ray address (``ray.init`` itself may wait a minute before it gives up)."""
+def check_address(address: str, timeout: float = 3.0, probe_timeout: float = 6.0) -> None:
+    """Fail fast (within ``timeout + probe_timeout`` s) with a clear error when no Ray cluster
+    answers at a HOST:PORT address: ``ray.init`` itself retries for 20 s or more, also when
+    something that is not Ray (or a proxy) accepts the connection. A TCP connect catches a
+    refused or unroutable address; then a throw-away driver joins in a subprocess, killed at
+    ``probe_timeout``."""
     if address in ("auto", "local"):
         return
     hostport = address.split("://", 1)[-1]
@@ -85,6 +90,19 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         raise UserError(f"--ray-address {address}: no Ray cluster reachable there ({e.strerror or e}); "
                         "start one with `ray start --head` on that machine, check the address, or drop "
                         "--ray-address to start a local cluster") from e
+    code = ("import logging, sys, ray; ray.init(address=sys.argv[1], logging_level=logging.ERROR, "
+            "log_to_driver=False); ray.shutdown()")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
+                             timeout=probe_timeout)
+    except subprocess.TimeoutExpired as e:
+        raise UserError(f"--ray-address {address}: something accepts connections there, but no Ray "
+                        f"cluster answered within {probe_timeout:g} s; check the host and port (the "
+                        "address `ray start --head` printed, port 6379 by default)") from e
+    if out.returncode != 0:
+        lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+        raise UserError(f"--ray-address {address}: could not join a Ray cluster there: "
+                        f"{lines[-1] if lines else 'exit code ' + str(out.returncode)}")
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
@@ -118,12 +136,14 @@ class RolloutPool:
     """
 
     def __init__(self, cfg: TrainConfig, workers: int, address: str | None = None, *,
-                 max_restarts: int = 3, num_cpus: int | None = None, start_timeout: float = 300.0):
+                 max_restarts: int = 3, num_cpus: int | None = None, start_timeout: float = 300.0,
+                 restart_timeout: float = 120.0):
         ray = import_ray()
         from robot_meta.learn.algorithms.base import shard_configs
 
         shard_configs(cfg, workers)  # a clear error before any actor starts
         self.ray, self.workers, self.max_restarts = ray, workers, max_restarts
+        self.restart_timeout = restart_timeout
         self.started = connect(address, num_cpus)
         self.restarts = [0] * workers
         self.on_submit: Callable[[RolloutPool, int], None] | None = None
@@ -159,13 +179,30 @@ class RolloutPool:
             try:
                 self.ray.get(ref)
             except self.ray.exceptions.RayActorError:
-                self._restarted(k, iteration)  # the next collect starts its segment again
+                self._restarted(k, iteration)
 
     def _restarted(self, k: int, iteration: int) -> None:
+        """Actor k died: count it, wait until Ray has restarted it (a fresh worker: its
+        constructor ran again), and start a segment on it at ``iteration``."""
+        ray = self.ray
         self.restarts[k] += 1
         if self.restarts[k] > self.max_restarts:
             raise RolloutWorkerError(f"rollout worker {k} died {self.restarts[k]} times (at iteration "
                                      f"{iteration}); giving up after max_restarts = {self.max_restarts}")
+        deadline = time.monotonic() + self.restart_timeout
+        delay = 0.05
+        while True:
+            try:
+                ray.get(self.actors[k].ready.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+                # calls fail while the actor restarts; retry until it is back or the time is up
+                if time.monotonic() > deadline:
+                    raise RolloutWorkerError(f"rollout worker {k} died at iteration {iteration} and was "
+                                             f"not back within {self.restart_timeout:g} s: {e}") from e
+                time.sleep(delay)
+                delay = min(1.0, 2 * delay)
+        ray.get(self.actors[k].start_segment.remote(iteration))
 
     def collect(self, weights: dict[str, np.ndarray], phase: str, iteration: int) -> list[Shard]:
         """Every worker's shard of this iteration, in worker order."""
@@ -186,9 +223,7 @@ class RolloutPool:
                 # The actor died: Ray restarts it (a fresh env); start a segment on it at this
                 # iteration and collect its whole shard again. Nothing of the lost call is used.
                 self._restarted(k, iteration)
-                a = self.actors[k]
-                a.start_segment.remote(iteration)
-                pending[a.collect.remote(ref, phase)] = k
+                pending[self.actors[k].collect.remote(ref, phase)] = k
                 continue
             if "error" in shard:
                 raise_worker_error(shard, iteration)
