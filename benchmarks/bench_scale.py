@@ -18,6 +18,14 @@ counted: the trainer's clock starts after them):
 ``--repeats`` runs the three modes that many times, interleaved, and reports the medians.
 ``projection`` extrapolates the measured per-iteration times to N machines (see
 :func:`projection`): it is a projection, not a measurement.
+
+``--compare LAUNCH[,LAUNCH...]`` measures instead whether workers change what is learned: each
+launch file trains with the same step budget (``--steps``) for each of ``--seeds``, in-process
+and with ``--workers`` workers; each run is scored by its deterministic return on ``--tasks``
+held-out training-family tasks (the policy's own adaptation rule running, e.g. RMA's phi).
+``same_return`` says whether the workers' mean lies within the in-process 95 % CI over seeds.
+
+    robot-meta bench scale --compare cartpole-all-ppo,cartpole-all-rma --steps 5000000 --json
 """
 
 from __future__ import annotations
@@ -91,6 +99,50 @@ def projection(ray1: dict[str, Any], ray2: dict[str, Any], it_steps: int,
             "rows": rows}
 
 
+def held_out_return(run: Path, tasks: int, seed: int = 7) -> float:
+    """Mean deterministic return of a trained run on ``tasks`` held-out tasks of its training
+    family (mode ``adapt``: context methods infer their context online)."""
+    import numpy as np
+
+    from robot_meta.learn.evaluate import load_run, run_episode
+    from robot_meta.sim import make_vec_env
+    from robot_meta.sim.randomize import load_family, sample_params
+
+    cfg, algo = load_run(run)
+    env = make_vec_env(cfg.run.robot, cfg.run.family, tasks, seed, task=cfg.run.task or None)
+    fam = load_family(cfg.run.robot, cfg.run.family)
+    env.set_tasks(sample_params(env.robot, fam.ranges("train"), np.random.default_rng(seed), tasks))
+    ret = float(run_episode(env, algo.agent(tasks), "adapt", seed).mean())
+    env.close()
+    return ret
+
+
+def compare(launches: list[str], seeds: list[int], steps: int, tasks: int, workers: int,
+            root: Path) -> dict[str, Any]:
+    """Per launch file: held-out return of in-process and ``workers``-worker runs over seeds,
+    each with its 95 % CI over seeds, and whether the workers' mean lies in the in-process CI."""
+    import numpy as np
+
+    from robot_meta.learn.config import load_config
+    from robot_meta.learn.evaluate import ci95
+    from robot_meta.learn.trainer import Trainer
+
+    out: dict[str, Any] = {}
+    for launch in launches:
+        rets: dict[str, list[float]] = {"inproc": [], f"ray{workers}": []}
+        for seed in seeds:
+            for mode, w in (("inproc", 0), (f"ray{workers}", workers)):
+                cfg = load_config(launch)
+                cfg.run.seed, cfg.run.steps, cfg.run.minutes = seed, steps, 0.0
+                run = root / f"{cfg.run.name}-{mode}-s{seed}"
+                Trainer(cfg, run, progress=False, tensorboard=False, workers=w).train()
+                rets[mode].append(held_out_return(run, tasks))
+        base, other = ci95(np.array(rets["inproc"])), ci95(np.array(rets[f"ray{workers}"]))
+        out[launch] = {"returns": rets, "inproc": base, f"ray{workers}": other,
+                       "same_return": bool(base["ci95"][0] <= other["mean"] <= base["ci95"][1])}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (``robot-meta bench scale`` calls it with its arguments)."""
     p = argparse.ArgumentParser(prog="robot-meta bench scale", description=__doc__,
@@ -99,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launch", help="a launch file instead of the robot's PPO one")
     p.add_argument("--seconds", type=float, default=60.0, help="training time per mode and repeat")
     p.add_argument("--repeats", type=int, default=1, help="interleaved repeats of the three modes")
+    p.add_argument("--compare", metavar="LAUNCH[,LAUNCH]",
+                   help="instead of throughput: held-out return in-process vs with workers, over seeds")
+    p.add_argument("--seeds", default="0,1,2", help="--compare: training seeds")
+    p.add_argument("--steps", type=int, default=5_000_000, help="--compare: step budget of every run")
+    p.add_argument("--tasks", type=int, default=64, help="--compare: held-out tasks per evaluation")
+    p.add_argument("--workers", type=int, default=2, help="--compare: rollout workers")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.repeats < 1:
@@ -109,6 +167,30 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from robot_meta.learn.config import load_config
+
+    if args.compare:
+        try:
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            print(f"error: --seeds: expected integers like 0,1,2, got {args.seeds!r}", file=sys.stderr)
+            return 2
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING)
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+                res = compare(args.compare.split(","), seeds, args.steps, args.tasks, args.workers, Path(tmp))
+        finally:
+            ray.shutdown()
+        res = {"steps": args.steps, "seeds": seeds, "tasks": args.tasks, "workers": args.workers,
+               "load_avg": [round(x, 2) for x in os.getloadavg()], "launches": res}
+        if args.json:
+            print(json.dumps(res, indent=2))
+        else:
+            for launch, r in res["launches"].items():
+                w = f"ray{args.workers}"
+                print(f"{launch}: in-process {r['inproc']['mean']:.1f} [{r['inproc']['ci95'][0]:.1f}, "
+                      f"{r['inproc']['ci95'][1]:.1f}], {args.workers} workers {r[w]['mean']:.1f}; "
+                      f"same return: {r['same_return']}")
+        return 0
 
     launch = args.launch or LAUNCH[args.robot]
     cfg = load_config(launch)
