@@ -82,6 +82,12 @@ class Trainer:
     reproduces the uninterrupted run exactly (for a step budget; a wall-clock budget depends on
     the machine). Ctrl-C saves a checkpoint before exiting; resuming from it starts a new
     segment at that iteration.
+
+    With ``workers`` (``--workers N``, ``[run].workers``) the envs live on Ray rollout workers
+    (:mod:`robot_meta.learn.rollout_pool`): at a segment start each worker resets its shard with
+    seeds from (run seed, iteration, worker index), and each iteration is ``collect`` on the
+    workers then ``learn`` here. The checkpoint holds only the learner's state, so a run can
+    resume with any worker count, or none.
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
