@@ -144,6 +144,7 @@ class RolloutPool:
         shard_configs(cfg, workers)  # a clear error before any actor starts
         self.ray, self.workers, self.max_restarts = ray, workers, max_restarts
         self.restart_timeout = restart_timeout
+        self.dead_grace = 5.0  # s of ActorDiedError after which an actor counts as gone for good
         self.started = connect(address, num_cpus)
         self.restarts = [0] * workers
         self.on_submit: Callable[[RolloutPool, int], None] | None = None
@@ -190,16 +191,23 @@ class RolloutPool:
             raise RolloutWorkerError(f"rollout worker {k} died {self.restarts[k]} times (at iteration "
                                      f"{iteration}); giving up after max_restarts = {self.max_restarts}")
         deadline = time.monotonic() + self.restart_timeout
+        dead_since: float | None = None
         delay = 0.05
         while True:
             try:
                 ray.get(self.actors[k].ready.remote(), timeout=max(1.0, deadline - time.monotonic()))
                 break
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
-                # calls fail while the actor restarts; retry until it is back or the time is up
-                if time.monotonic() > deadline:
+                # Calls fail (ActorUnavailableError) while the actor restarts; retry until it is
+                # back. ActorDiedError that persists means Ray will not restart it.
+                now = time.monotonic()
+                if isinstance(e, ray.exceptions.ActorDiedError):
+                    dead_since = now if dead_since is None else dead_since
+                else:
+                    dead_since = None
+                if now > deadline or (dead_since is not None and now - dead_since > self.dead_grace):
                     raise RolloutWorkerError(f"rollout worker {k} died at iteration {iteration} and was "
-                                             f"not back within {self.restart_timeout:g} s: {e}") from e
+                                             f"not restarted: {e}") from e
                 time.sleep(delay)
                 delay = min(1.0, 2 * delay)
         ray.get(self.actors[k].start_segment.remote(iteration))

@@ -264,7 +264,14 @@ class Trainer:
                   f"continue with --resume")
             logger.close()
             raise
-        except BaseException:
+        except BaseException as e:
+            if type(e).__name__ == "RolloutWorkerError":
+                # Raised while collecting, before the update: the learner's state is that of a
+                # finished iteration. Keep it, as Ctrl-C does.
+                self.elapsed = time.perf_counter() - t_start
+                self.save(algo)
+                e.add_note(f"checkpoint saved at iteration {self.iteration} to {self.ckpt_path}; continue "
+                           "with --resume (with or without --workers)")
             if bar is not None:
                 bar.close()
             logger.close()

@@ -127,6 +127,28 @@ def test_a_killed_actor_is_restarted_and_its_shard_collected_again(tmp_path: Pat
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["steps"] == 6 * per_iteration
 
 
+def test_a_worker_that_stays_dead_stops_training_with_a_checkpoint(tmp_path: Path) -> None:
+    from robot_meta.learn.rollout_worker import RolloutWorkerError
+
+    cfg = tiny_config("ppo", steps=32 * 16 * 6, checkpoint_every=4)
+
+    def kill_for_good(pool, iteration: int) -> None:
+        if iteration == 1:
+            ray.kill(pool.actors[1], no_restart=True)
+
+    def hook(pool) -> None:
+        pool.on_submit = kill_for_good
+
+    with pytest.raises(RolloutWorkerError, match="rollout worker 1 died at iteration 1") as info:
+        Trainer(cfg, tmp_path / "run", progress=False, tensorboard=False, workers=2, on_pool=hook).train()
+    assert "continue with --resume" in "".join(getattr(info.value, "__notes__", []))
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ck["iteration"] == 1 and ck["steps"] == 32 * 16  # the lost iteration is not counted
+    summary = Trainer(cfg, tmp_path / "run", resume=True, progress=False, tensorboard=False,
+                      workers=0).train()
+    assert summary["iterations"] == 6
+
+
 def test_a_worker_exception_names_the_worker_and_its_task_params() -> None:
     from robot_meta.learn.rollout_pool import RolloutPool
     from robot_meta.learn.rollout_worker import RolloutWorkerError
