@@ -174,7 +174,6 @@ class RolloutPool:
 
     def start_segment(self, iteration: int) -> None:
         """Every worker resets its env and per-env state with seeds from (seed, iteration, k)."""
-        self.segment = iteration
         refs = [a.start_segment.remote(iteration) for a in self.actors]
         for k, ref in enumerate(refs):
             try:
