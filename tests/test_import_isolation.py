@@ -8,7 +8,7 @@ import textwrap
 BLOCKER = textwrap.dedent("""
     import importlib.abc, sys
     BLOCKED = ("torch", "mujoco", "pybullet", "pybullet_utils", "dm_control", "gymnasium",
-               "onnx", "tensorboard", "matplotlib")
+               "onnx", "tensorboard", "matplotlib", "ray")
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):

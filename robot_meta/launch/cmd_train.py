@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--init", metavar="RUN",
                    help="start from the weights of this run (fine-tune; real2sim2real with "
                         "--family ident/family.toml)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="collect rollouts on N Ray actors, each owning a shard of the batch (default: "
+                        "[run].workers of the launch file; 0: in-process). Needs "
+                        "pip install 'robot-meta[train,ray]'")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="join the Ray cluster at ADDR (HOST:PORT as `ray start --head` prints, or "
+                        "auto) instead of starting a local one; needs --workers")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=run)
@@ -122,7 +129,14 @@ def run(args: argparse.Namespace) -> int:
 
             init = Path(args.init)
             load_checkpoint(init / FILENAME, algorithm=cfg.run.algorithm, robot=cfg.run.robot)
-    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress, init_from=init)
+    if args.workers is not None:
+        if args.workers < 0:
+            raise UserError("--workers must be >= 0")
+        cfg.run.workers = args.workers  # a resumed run may change it: the checkpoint does not depend on it
+    if args.ray_address and not cfg.run.workers:
+        raise UserError("--ray-address needs --workers N (or [run].workers) to have anything to run there")
+    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress, init_from=init,
+                      ray_address=args.ray_address)
     summary = trainer.train()
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -48,6 +48,7 @@ class RunConfig:
     device: str = "cpu"  # cpu, cuda or auto (cuda when present)
     checkpoint_every: int = 50  # iterations per segment; a checkpoint is written after each
     torch_threads: int = 1  # torch intra-op threads (1 avoids contention with the sim pool; 0: torch default)
+    workers: int = 0  # rollout workers on Ray, each collecting a shard of the batch (0: in-process)
 
     def validate(self, where: str) -> None:
         if self.robot not in ("cartpole", "arm2"):
@@ -62,6 +63,7 @@ class RunConfig:
         _nonneg(self.minutes, f"{where}.minutes")
         _nonneg(self.steps, f"{where}.steps")
         _nonneg(self.torch_threads, f"{where}.torch_threads")
+        _nonneg(self.workers, f"{where}.workers")
         if self.minutes == 0 and self.steps == 0:
             raise ConfigError(f"{where}: give a budget, minutes > 0 or steps > 0")
 

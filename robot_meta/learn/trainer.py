@@ -6,6 +6,7 @@ import json
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,15 +82,29 @@ class Trainer:
     reproduces the uninterrupted run exactly (for a step budget; a wall-clock budget depends on
     the machine). Ctrl-C saves a checkpoint before exiting; resuming from it starts a new
     segment at that iteration.
+
+    With ``workers`` (``--workers N``, ``[run].workers``) the envs live on Ray rollout workers
+    (:mod:`robot_meta.learn.rollout_pool`): at a segment start each worker resets its shard with
+    seeds from (run seed, iteration, worker index), and each iteration is ``collect`` on the
+    workers then ``learn`` here. The checkpoint holds only the learner's state, so a run can
+    resume with any worker count, or none.
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
                  progress: bool = True, tensorboard: bool = True, stop_at: int | None = None,
-                 init_from: str | Path | None = None):
+                 init_from: str | Path | None = None, workers: int | None = None,
+                 ray_address: str | None = None, on_pool: Callable[[Any], None] | None = None):
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
         # a run whose final weights start this one (fine-tuning, e.g. on a family narrowed
         # by robot-meta sysid); its step counters are not carried over
         self.init_from = Path(init_from) if init_from else None
+        # rollout workers on Ray (0: in-process); the launch file's [run].workers by default
+        self.workers = cfg.run.workers if workers is None else workers
+        if self.workers < 0:
+            raise UserError(f"--workers must be >= 0, got {self.workers}")
+        self.ray_address = ray_address
+        self.on_pool = on_pool  # called with the RolloutPool once it is up (tests inject faults)
+        self.pool: Any = None
         self.stop_at = stop_at  # stop (and checkpoint) at this iteration, as an interruption would
         self.progress, self.tensorboard = progress, tensorboard
         if cfg.run.torch_threads:
@@ -129,6 +144,18 @@ class Trainer:
             "elapsed": self.elapsed, "final": final, "state": algo.state_dict(),
         })
 
+    def worker_record(self) -> dict[str, float]:
+        """Per-worker collection time and steps/s of the last iteration, and the broadcast and
+        gather costs (logged with the iteration's other scalars)."""
+        last = self.pool.last
+        out: dict[str, float] = {"workers/broadcast_ms": last["broadcast_ms"],
+                                 "workers/gather_ms": last["gather_ms"],
+                                 "workers/bytes": float(last["bytes"])}
+        for k, (t, n) in enumerate(zip(last["collect_s"], last["steps"], strict=True)):
+            out[f"workers/{k}/collect_s"] = t
+            out[f"workers/{k}/sps"] = n / max(t, 1e-9)
+        return out
+
     # ---- budget --------------------------------------------------------------------------------
     def progress_fraction(self) -> float:
         r = self.cfg.run
@@ -142,6 +169,14 @@ class Trainer:
     # ---- loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         """Train until the budget is spent. Returns a summary."""
+        if self.workers:
+            from robot_meta.learn.algorithms.base import shard_configs
+            from robot_meta.learn.rollout_pool import check_address, import_ray
+
+            import_ray()  # fail before the run dir is written: no Ray, a bad address, a bad split
+            if self.ray_address:
+                check_address(self.ray_address)
+            shard_configs(self.cfg, self.workers)
         self.prepare_dir()
         cfg = self.cfg
         algo = build_algorithm(cfg, self.device)
@@ -154,7 +189,25 @@ class Trainer:
             ck = load_checkpoint(self.init_from / FILENAME, algorithm=cfg.run.algorithm,
                                  robot=cfg.run.robot)
             algo.load_state_dict(ck["state"])
-        env = make_env(cfg, algo, seed=derive_seed(cfg.run.seed, 0))
+        env: Any = None
+        if self.workers:
+            from robot_meta.learn.rollout_pool import RolloutPool
+
+            self.pool = RolloutPool(cfg, self.workers, self.ray_address)
+            if self.on_pool is not None:
+                self.on_pool(self.pool)
+        else:
+            env = make_env(cfg, algo, seed=derive_seed(cfg.run.seed, 0))
+        try:
+            return self._loop(algo, env)
+        finally:
+            if env is not None:
+                env.close()
+            if self.pool is not None:
+                self.pool.close()
+
+    def _loop(self, algo: Algorithm, env: Any) -> dict[str, Any]:
+        cfg = self.cfg
         logger = RunLogger(self.run_dir, tensorboard=self.tensorboard)
         bar = None
         if self.progress:
@@ -170,14 +223,23 @@ class Trainer:
                 if self.stop_at is not None and self.iteration >= self.stop_at:
                     break
                 if fresh_segment or self.iteration % cfg.run.checkpoint_every == 0:
-                    obs = env.reset(seed=derive_seed(cfg.run.seed, 1, self.iteration))
                     rng = np.random.default_rng(derive_seed(cfg.run.seed, 2, self.iteration))
                     gen = torch.Generator().manual_seed(derive_seed(cfg.run.seed, 3, self.iteration))
-                    algo.start_segment(env, obs, rng, gen)
+                    if self.pool is not None:
+                        self.pool.start_segment(self.iteration)
+                        algo.start_learner(rng, gen)
+                    else:
+                        obs = env.reset(seed=derive_seed(cfg.run.seed, 1, self.iteration))
+                        algo.start_segment(env, obs, rng, gen)
                     fresh_segment = False
                 phase = algo.phase_at(self.progress_fraction())
                 t0 = time.perf_counter()
-                m = algo.iterate(env, phase)
+                if self.pool is not None:
+                    algo.prepare_iteration(phase)
+                    shards = self.pool.collect(algo.rollout_weights(), phase, self.iteration)
+                    m = algo.learn(shards, phase)
+                else:
+                    m = algo.iterate(env, phase)
                 dt = time.perf_counter() - t0
                 self.iteration += 1
                 it_steps = int(m.pop("steps"))
@@ -189,10 +251,15 @@ class Trainer:
                 record: dict[str, Any] = {"iteration": self.iteration, "steps": self.steps,
                                           "time": round(self.elapsed, 3), "phase": phase,
                                           "phase_index": algo.phases.index(phase), "sps": sps, **m}
+                workers = ""
+                if self.pool is not None:
+                    record.update(self.worker_record())
+                    workers = " [" + " ".join(f"w{k}={record[f'workers/{k}/sps'] / 1e3:.1f}k"
+                                              for k in range(self.workers)) + "]"
                 logger.log(self.steps, record)
                 if bar is not None:
-                    bar.set_postfix_str(f"phase={phase} steps={self.steps / 1e6:.2f}M sps={sps / 1e3:.1f}k "
-                                        f"return={self.last_return:.1f}", refresh=False)
+                    bar.set_postfix_str(f"phase={phase} steps={self.steps / 1e6:.2f}M sps={sps / 1e3:.1f}k"
+                                        f"{workers} return={self.last_return:.1f}", refresh=False)
                     bar.update(min(1000, int(1000 * self.progress_fraction())) - bar.n)
                 if self.iteration % cfg.run.checkpoint_every == 0:
                     self.save(algo)
@@ -204,14 +271,24 @@ class Trainer:
             print(f"\ninterrupted: checkpoint saved at iteration {self.iteration} to {self.ckpt_path}; "
                   f"continue with --resume")
             logger.close()
-            env.close()
+            raise
+        except BaseException as e:
+            if type(e).__name__ == "RolloutWorkerError":
+                # Raised while collecting, before the update: the learner's state is that of a
+                # finished iteration. Keep it, as Ctrl-C does.
+                self.elapsed = time.perf_counter() - t_start
+                self.save(algo)
+                e.add_note(f"checkpoint saved at iteration {self.iteration} to {self.ckpt_path}; continue "
+                           "with --resume (with or without --workers)")
+            if bar is not None:
+                bar.close()
+            logger.close()
             raise
         self.save(algo, final=self.progress_fraction() >= 1.0)
         if bar is not None:
             bar.close()
         logger.close()
-        env.close()
         self.algo = algo
         return {"run_dir": str(self.run_dir), "iterations": self.iteration, "steps": self.steps,
                 "minutes": round(self.elapsed / 60.0, 3), "last_episode_return": self.last_return,
-                "steps_per_second": self.steps / max(self.elapsed, 1e-9)}
+                "steps_per_second": self.steps / max(self.elapsed, 1e-9), "workers": self.workers}

@@ -81,10 +81,10 @@ def test_the_encoder_learns_a_latent_that_tells_tasks_apart() -> None:
     r = 0.5 + 0.05 * sign[:, None, None] + 0.01 * rng.normal(size=(B, M, 1))
     c = torch.as_tensor(np.concatenate([o, a, r, o2], axis=2), dtype=torch.float32)
     algo.memory, algo.mem_count = c.clone(), np.full(B, M)
-    algo.new_transitions = [c.reshape(B * M, -1)]
     algo.rng, algo.gen = np.random.default_rng(1), torch.Generator().manual_seed(1)
     cfg.pearl.encoder_updates = 300
-    algo.vae_update()
+    # the rows a rollout worker draws from its task memory, then the learner's update
+    algo.vae_update(c.reshape(B * M, -1), torch.as_tensor(algo.vae_rows()))
     with torch.no_grad():
         prec, eta = algo.encoder.stats(c[:, : cfg.pearl.context_size])
         mean, var = PosteriorEncoder.from_stats(prec.sum(1), eta.sum(1))

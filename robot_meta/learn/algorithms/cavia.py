@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from robot_meta.learn.agent import Agent
-from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
+from robot_meta.learn.algorithms.base import Algorithm, EnvSpec, Shard
 from robot_meta.learn.algorithms.maml import MAML
 from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import ConfigError, TrainConfig
@@ -111,24 +111,41 @@ class CAVIA(MAML):
         data["z"] = z_rows
         return data
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
-        M, R = self.M, self.R
+    def rollout_modules(self) -> dict[str, torch.nn.Module]:
+        """A rollout worker takes the inner step itself: it needs the model, z0 and the rates."""
+        return {"ac": self.ac, "dyn": self.dyn, "ctx": self.ctx}
+
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        """Steps 1-3 of the class docstring for this shard's tasks (in-process: all of them)."""
+        M = self.M
         self.new_tasks(env)
         z0 = self.z0().detach().expand(M, -1)
         pre = self.act_with(env, z0)
-        tr_pre = transitions(pre, M, R, self.cfg.meta.action_history)
-        rule = self.context_rule()
-        z_adapted = rule.adapt(z0, tr_pre)
+        z_adapted = self.context_rule(detach=True).adapt(
+            z0, transitions(pre, M, self.R, self.cfg.meta.action_history))
         post = self.act_with(env, z_adapted)
-        tr_post = transitions(post, M, R, self.cfg.meta.action_history)
-        m = self.policy_update({k: torch.cat([pre[k], post[k]]) for k in pre})
+        out = self.shard({k: v for k, v in pre.items() if k != "z"},
+                         {k: v for k, v in post.items() if k != "z"}, [])
+        out["z_pre"], out["z_post"] = pre["z"].numpy().copy(), post["z"].numpy().copy()
+        return out
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        """Steps 4-5 of the class docstring on the merged shards."""
+        M, R, H = self.M, self.R, self.cfg.meta.action_history
+        pre, post = self.merge_rollouts(shards, "pre"), self.merge_rollouts(shards, "post")
+        pre["z"] = torch.as_tensor(np.concatenate([s["z_pre"] for s in shards]))
+        post["z"] = torch.as_tensor(np.concatenate([s["z_post"] for s in shards]))
+        tr_pre, tr_post = transitions(pre, M, R, H), transitions(post, M, R, H)
+        keys = [k for k in pre if k != "row_T"]
+        m = self.policy_update({k: torch.cat([pre[k], post[k]]) for k in keys})
         m.update(self.model_update(tr_pre, tr_post))
         self.ac.obs_norm.update(pre["obs"][pre["mask"].bool()])
         valid = pre["mask"].bool()
         self.dyn.delta_norm.update((pre["final_obs"] - pre["obs"])[valid])
-        m["context_norm"] = float(z_adapted.norm(dim=-1).mean())
-        m["context_spread"] = float(z_adapted.std(0).mean())
-        return self.finish_metrics(m, pre, post)
+        z_task = post["z"][::R]  # (M, C): the adapted context of each task
+        m["context_norm"] = float(z_task.norm(dim=-1).mean())
+        m["context_spread"] = float(z_task.std(0).mean())
+        return self.finish_metrics(m, pre, post, shards)
 
     def policy_update(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
         """PPO epochs over the episodes (rows), each acting with its own z."""
@@ -196,9 +213,9 @@ class CAVIA(MAML):
                 "inner_lr_mean": float(self.ctx["log_rates"].detach().exp().mean())}
 
     def finish_metrics(self, m: dict[str, float], pre: dict[str, torch.Tensor],
-                       post: dict[str, torch.Tensor] | None) -> dict[str, float]:
+                       post: dict[str, torch.Tensor] | None, shards: list[Shard]) -> dict[str, float]:
         rate = m.pop("inner_lr_mean", None)
-        m = super().finish_metrics(m, pre, post)
+        m = super().finish_metrics(m, pre, post, shards)
         if rate is not None:
             m["inner_lr_mean"] = rate
         return m

@@ -21,7 +21,7 @@ from robot_meta.learn.adaptation import (
     stack_params,
 )
 from robot_meta.learn.agent import Agent
-from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
+from robot_meta.learn.algorithms.base import Algorithm, EnvSpec, Shard, to_numpy
 from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
@@ -213,8 +213,11 @@ class MAML(Algorithm):
     def task_rollouts(self, data: dict[str, torch.Tensor], i: int) -> Rollouts:
         """The R rollouts of task i in collected data."""
         s = slice(i * self.R, (i + 1) * self.R)
+        # the steps the task's worker collected (shards are padded to a common length when merged)
+        T = int(data["row_T"][i * self.R]) if "row_T" in data else data["obs"].shape[1]
         return Rollouts(
-            data["obs"][s], data["actions"][s], data["rewards"][s], data["mask"][s], data["logp"][s]
+            data["obs"][s, :T], data["actions"][s, :T], data["rewards"][s, :T], data["mask"][s, :T],
+            data["logp"][s, :T],
         )
 
     def theta(self) -> Params:
@@ -339,22 +342,62 @@ class MAML(Algorithm):
                 p.copy_(v)
         self.optimizer.load_state_dict(snap["opt"])
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+    def rollout_modules(self) -> dict[str, torch.nn.Module]:
+        return {"ac": self.ac, "log_lr": self.log_lr}
+
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        """This shard's tasks: pre-update rollouts, the inner loop (theta'_i for each of its
+        tasks, no outer gradient), and the post-update rollouts with theta'_i."""
         pre, adapted = self.pre_update(env)
         post = self.collect(env, stack_params(adapted))
+        return self.shard(pre, post, adapted)
+
+    def shard(self, pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor] | None,
+              adapted: list[Params]) -> Shard:
+        steps = pre["mask"].numel() + (post["mask"].numel() if post is not None else 0)
+        out: Shard = {"num_envs": self.M * self.R, "steps": steps, "metrics": {},
+                      "episode_returns": np.zeros(0), "pre": self.numpy_rollout(pre)}
+        if post is not None:
+            out["post"] = self.numpy_rollout(post)
+        return out
+
+    @staticmethod
+    def numpy_rollout(d: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        out = to_numpy(d)
+        out["row_T"] = np.full(d["obs"].shape[0], d["obs"].shape[1], dtype=np.int64)
+        return out
+
+    @staticmethod
+    def merge_rollouts(shards: list[Shard], key: str) -> dict[str, torch.Tensor]:
+        """The shards' (B_k, T_k, ...) rollouts as one (B, max T_k, ...) batch; a shorter
+        shard (every episode of it ended early) is padded with mask 0 (no valid step)."""
+        T = max(s[key]["obs"].shape[1] for s in shards)
+        out = {}
+        for k in shards[0][key]:
+            parts = []
+            for s in shards:
+                x = s[key][k]
+                if x.ndim >= 2 and k not in ("priv", "row_T"):
+                    x = np.pad(x, [(0, 0), (0, T - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+                parts.append(x)
+            out[k] = torch.as_tensor(np.concatenate(parts, axis=0))
+        return out
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        pre, post = self.merge_rollouts(shards, "pre"), self.merge_rollouts(shards, "post")
         m = self.outer_update(pre, post)
         self.ac.obs_norm.update(pre["obs"][pre["mask"].bool()])
-        return self.finish_metrics(m, pre, post)
+        return self.finish_metrics(m, pre, post, shards)
 
     def finish_metrics(
-        self, m: dict[str, float], pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor] | None
+        self, m: dict[str, float], pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor] | None,
+        shards: list[Shard],
     ) -> dict[str, float]:
         m["return/pre_update"] = float(pre["return"].mean())
-        m["steps"] = float(pre["mask"].numel())
+        m["steps"] = float(sum(s["steps"] for s in shards))  # collected steps, not padding
         if post is not None:
             m["return/post_update"] = float(post["return"].mean())
             m["return/adaptation_gain"] = m["return/post_update"] - m["return/pre_update"]
-            m["steps"] += float(post["mask"].numel())
         m["episode_return"] = m.get("return/post_update", m["return/pre_update"])
         m["lr"] = self.lr
         m["action_std"] = float(self.ac.log_std.detach().exp().mean())

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms.base import Shard
 from robot_meta.learn.algorithms.ppo import PPO
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.models.posterior_encoder import PosteriorEncoder
@@ -127,26 +128,39 @@ class PEARL(PPO):
         self.draw_z(idx)
 
     # ---- encoder training --------------------------------------------------------------------
-    def vae_update(self) -> dict[str, float]:
-        """Gradient steps on the conditional-VAE loss over transitions of the same task."""
+    def vae_rows(self) -> np.ndarray:
+        """Training rows for the encoder updates of this iteration, drawn from the per-env task
+        memory: (updates, V, Nc + Nt, D), the first Nc transitions of a row a context c, the
+        other Nt its targets c' (same task), for the V envs holding at least Nc + Nt."""
         p = self.cfg.pearl
-        assert self.rng is not None and self.gen is not None
+        assert self.rng is not None
         Nc, Nt, M = p.context_size, p.target_size, p.task_memory
-        if self.new_transitions:
-            # Normalizer statistics are updated once per iteration, from this iteration's data.
-            self.encoder.update_normalizers(torch.cat(self.new_transitions))
-            self.new_transitions = []
         valid = np.flatnonzero(self.mem_count >= Nc + Nt)
+        out = np.zeros((p.encoder_updates, len(valid), Nc + Nt, self.encoder.transition_dim), np.float32)
         if len(valid) == 0:
-            return {}
-        recs, kls = [], []
-        for _ in range(p.encoder_updates):
+            return out
+        for u in range(p.encoder_updates):
             cnt = np.minimum(self.mem_count[valid], M)
             keys = self.rng.random((len(valid), M))
             keys[np.arange(M)[None, :] >= cnt[:, None]] = np.inf
             pick = torch.as_tensor(keys.argsort(1)[:, : Nc + Nt], device=self.device)
-            rows = self.memory[torch.as_tensor(valid, device=self.device)[:, None], pick]  # (V, Nc+Nt, D)
-            ctx, tgt = rows[:, :Nc], rows[:, Nc:]
+            out[u] = self.memory[torch.as_tensor(valid, device=self.device)[:, None], pick].cpu().numpy()
+        return out
+
+    def vae_update(self, transitions: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+        """Gradient steps on the conditional-VAE loss over transitions of the same task;
+        ``transitions`` (N, D) are this iteration's (for the normalizers), ``rows`` come from
+        :meth:`vae_rows` (of every shard, side by side)."""
+        p = self.cfg.pearl
+        assert self.gen is not None
+        Nc, Nt = p.context_size, p.target_size
+        # Normalizer statistics are updated once per iteration, from this iteration's data.
+        self.encoder.update_normalizers(transitions)
+        if rows.shape[1] == 0:
+            return {}
+        recs, kls = [], []
+        for u in range(p.encoder_updates):
+            ctx, tgt = rows[u, :, :Nc], rows[u, :, Nc:]
             mu_n, var_n = self.encoder.factors(ctx)
             prec = (1.0 / var_n).sum(1)
             eta = (mu_n / var_n).sum(1)
@@ -177,12 +191,26 @@ class PEARL(PPO):
             kls.append(float(kl.detach()))
         return {"loss/reconstruction": float(np.mean(recs)), "kl_posterior": float(np.mean(kls))}
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
-        m = super().iterate(env, phase)
-        m.update(self.vae_update())
+    def rollout_modules(self) -> dict[str, torch.nn.Module]:
+        return {"ac": self.ac, "encoder": self.encoder}
+
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        shard = super().collect_shard(env, phase)
+        T, B = self.cfg.ppo.horizon, self.cfg.run.num_envs
+        # this iteration's transitions, (T, B_k, D): side by side over shards, then flattened
+        shard["transitions"] = torch.cat(self.new_transitions).view(T, B, -1).cpu().numpy().copy()
+        self.new_transitions = []
+        shard["vae_rows"] = self.vae_rows()
         with torch.no_grad():
             _, var = PosteriorEncoder.from_stats(self.prev_prec.sum(1), self.prev_eta.sum(1))
-            m["posterior_std"] = float(var.sqrt().mean())
+            shard["metrics"]["posterior_std"] = float(var.sqrt().mean())
+        return shard
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        m = super().learn(shards, phase)
+        trans = torch.as_tensor(np.concatenate([s["transitions"] for s in shards], axis=1))
+        rows = torch.as_tensor(np.concatenate([s["vae_rows"] for s in shards], axis=1))
+        m.update(self.vae_update(trans.reshape(-1, trans.shape[-1]).to(self.device), rows.to(self.device)))
         return m
 
     # ---- persistence ---------------------------------------------------------------------------

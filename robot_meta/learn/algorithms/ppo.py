@@ -9,7 +9,15 @@ import numpy as np
 import torch
 
 from robot_meta.learn.agent import Agent
-from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
+from robot_meta.learn.algorithms.base import (
+    Algorithm,
+    EnvSpec,
+    Shard,
+    concat_envs,
+    merge_metrics,
+    merge_returns,
+    to_numpy,
+)
 from robot_meta.learn.config import PPOConfig, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import RolloutBuffer
@@ -223,17 +231,39 @@ class PPO(Algorithm):
         """An extra term added to the PPO loss (none here)."""
         return 0.0
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        """T steps of this env's B_k envs: the buffer with GAE advantages and returns (computed
+        here, with the same value network the learner has) and the finished episodes' returns."""
         self.ac.train()
         m = self.collect(env)
+        data = to_numpy(self.buffer.data)
+        data["advantages"] = self.buffer.advantages.cpu().numpy().copy()
+        data["returns"] = self.buffer.returns.cpu().numpy().copy()
+        rets, self.ep_returns = np.asarray(self.ep_returns, dtype=float), []
+        B = self.buffer.B
+        return {"num_envs": B, "steps": self.cfg.ppo.horizon * B, "metrics": m,
+                "episode_returns": rets, "buffer": data}
+
+    def load_buffer(self, shards: list[Shard]) -> None:
+        """The learner's buffer = the shards' (T, B_k, ...) rollouts side by side, (T, B, ...)."""
+        d = concat_envs(shards, "buffer", axis=1)
+        self.buffer.advantages, self.buffer.returns = d.pop("advantages"), d.pop("returns")
+        self.buffer.data = {k: v.to(self.device) for k, v in d.items()}
+        self.buffer.advantages = self.buffer.advantages.to(self.device)
+        self.buffer.returns = self.buffer.returns.to(self.device)
+        self.buffer.B = int(self.buffer.data["obs"].shape[1])
+        self.buffer.t = self.buffer.T
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        self.ac.train()
+        self.load_buffer(shards)
+        m = merge_metrics(shards)
         m.update(self.update())
         # The normalizer is frozen within an iteration (old and new log-probs see the same
         # normalization) and updated from the collected observations afterwards.
         self.ac.obs_norm.update(self.buffer.data["obs"])
-        m["steps"] = float(self.cfg.ppo.horizon * self.cfg.run.num_envs)
-        if self.ep_returns:
-            m["episode_return"] = float(np.mean(self.ep_returns))
-            self.ep_returns = []
+        m["steps"] = float(sum(s["steps"] for s in shards))
+        merge_returns(shards, m)
         return m
 
     # ---- deployment ----------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from robot_meta.learn.adaptation import Params
+from robot_meta.learn.algorithms.base import Shard
 from robot_meta.learn.algorithms.maml import MAML
 
 
@@ -35,8 +37,20 @@ class Reptile(MAML):
             p += eps * delta
         return disp**0.5
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        """Pre-update rollouts of this shard's tasks and their adapted params theta'_i (the
+        inner loop runs here, next to the rollouts it learns from)."""
         pre, adapted = self.pre_update(env)
-        disp = self.meta_update(adapted)
+        shard = self.shard(pre, None, adapted)
+        names = list(adapted[0])
+        shard["adapted"] = {k: torch.stack([a[k].detach() for a in adapted]).cpu().numpy() for k in names}
+        return shard
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        pre = self.merge_rollouts(shards, "pre")
+        stacked = {k: torch.as_tensor(np.concatenate([s["adapted"][k] for s in shards]))
+                   for k in shards[0]["adapted"]}
+        M = next(iter(stacked.values())).shape[0]
+        disp = self.meta_update([{k: v[i] for k, v in stacked.items()} for i in range(M)])
         self.ac.obs_norm.update(pre["obs"][pre["mask"].bool()])
-        return self.finish_metrics({"reptile/displacement": disp}, pre, None)
+        return self.finish_metrics({"reptile/displacement": disp}, pre, None, shards)

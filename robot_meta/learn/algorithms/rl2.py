@@ -10,7 +10,15 @@ import torch
 
 from robot_meta.errors import UserError
 from robot_meta.learn.agent import Agent
-from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
+from robot_meta.learn.algorithms.base import (
+    Algorithm,
+    EnvSpec,
+    Shard,
+    concat_envs,
+    merge_metrics,
+    merge_returns,
+    to_numpy,
+)
 from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
@@ -239,26 +247,40 @@ class RL2(Algorithm):
         out["minibatch_updates"] = float(n)
         return out
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        """The (T, B_k, ...) rollout with advantages and returns, and the returns of the episodes
+        that ended, by their index k within a trial."""
         self.ac.train()
         d = self.collect(env)
-        m: dict[str, float] = dict(self.metrics)
+        trial = {str(k): np.asarray(v, dtype=float) for k, v in self.trial_returns.items()}
+        self.trial_returns = {}
+        B = self.cfg.run.num_envs
+        rets = np.concatenate(list(trial.values())) if trial else np.zeros(0)
+        return {"num_envs": B, "steps": self.cfg.ppo.horizon * B, "metrics": dict(self.metrics),
+                "episode_returns": rets, "trial_returns": trial, "rollout": to_numpy(d)}
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        self.ac.train()
+        d = {k: v.to(self.device) for k, v in concat_envs(shards, "rollout", axis=1).items()}
+        m = merge_metrics(shards)
         m.update(self.update(d))
         # The normalizer is frozen within an iteration (old and new log-probs see the same
         # normalization) and updated from the collected observations afterwards.
         self.ac.obs_norm.update(d["obs"])
-        m["steps"] = float(self.cfg.ppo.horizon * self.cfg.run.num_envs)
-        if self.trial_returns:
-            every = [r for v in self.trial_returns.values() for r in v]
-            m["episode_return"] = float(np.mean(every))
+        m["steps"] = float(sum(s["steps"] for s in shards))
+        trial: dict[int, list[float]] = {}
+        for s in shards:
+            for k, v in s["trial_returns"].items():
+                trial.setdefault(int(k), []).extend(np.asarray(v).tolist())
+        if trial:
+            merge_returns(shards, m)
             K = self.cfg.rl2.episodes_per_trial
-            for k, v in sorted(self.trial_returns.items()):
+            for k, v in sorted(trial.items()):
                 # the return of episode k of a trial: rising with k is adaptation at work
                 m[f"return/episode_{k}"] = float(np.mean(v))
-            if K - 1 in self.trial_returns and 0 in self.trial_returns:
+            if K - 1 in trial and 0 in trial:
                 m["return/episode_last"] = m[f"return/episode_{K - 1}"]
                 m["return/last_minus_first"] = m["return/episode_last"] - m["return/episode_0"]
-            self.trial_returns = {}
         return m
 
     # ---- deployment ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms.base import Shard, concat_envs, merge_metrics, merge_returns, to_numpy
 from robot_meta.learn.algorithms.ppo import PPO
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.models.history_encoder import HistoryEncoder
@@ -59,17 +60,28 @@ class RMA(PPO):
         B, s = self.cfg.run.num_envs, self.spec
         self.hist = torch.zeros(B, self.cfg.rma.history, s.obs_dim + s.act_dim, device=self.device)
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
-        if phase == "teacher":
-            return super().iterate(env, phase)
-        if not self.student_started:
+    def prepare_iteration(self, phase: str) -> None:
+        if phase == "student" and not self.student_started:
             # phi sees raw observations through a frozen copy of the policy's normalizer.
             self.phi.obs_norm.load_state_dict(self.ac.obs_norm.state_dict())
             self.student_started = True
-        return self.student_iteration(env)
 
-    def student_iteration(self, env: Any) -> dict[str, float]:
-        """Collect T steps acting with a = mu_pi(o, phi(h)) and regress phi(h) to mu(e)."""
+    def rollout_modules(self) -> dict[str, torch.nn.Module]:
+        return {"ac": self.ac, "mu": self.mu, "phi": self.phi}
+
+    def collect_shard(self, env: Any, phase: str) -> Shard:
+        if phase == "teacher":
+            return super().collect_shard(env, phase)
+        return self.student_collect(env)
+
+    def learn(self, shards: list[Shard], phase: str) -> dict[str, float]:
+        if phase == "teacher":
+            return super().learn(shards, phase)
+        return self.student_learn(shards)
+
+    def student_collect(self, env: Any) -> Shard:
+        """Collect T steps acting with a = mu_pi(o, phi(h)); returns this shard's share of the
+        regression rows (h, mu(e)), drawn without replacement."""
         T, B = self.cfg.ppo.horizon, self.cfg.run.num_envs
         assert self.rng is not None and self.obs is not None
         hists = torch.zeros(T, *self.hist.shape, device=self.device)
@@ -94,22 +106,31 @@ class RMA(PPO):
                 self.obs = next_obs
         N = T * B
         X, Y = hists.reshape(N, *hists.shape[2:]), targets.reshape(N, -1)
-        losses = []
         # Consecutive histories overlap almost entirely: a random subset of the collected rows
-        # (batches x batch_size) per iteration carries nearly all of the information.
+        # (batches x batch_size per iteration, this shard's share B_k / B of them) carries nearly
+        # all of the information.
         r = self.cfg.rma
-        pick = torch.from_numpy(self.rng.choice(N, size=min(N, r.batches * r.batch_size), replace=False))
-        for idx in pick.to(self.device).split(r.batch_size):
+        share = round(r.batches * r.batch_size * B / self.total_envs)
+        pick = torch.from_numpy(self.rng.choice(N, size=min(N, share), replace=False)).to(self.device)
+        rets, self.ep_returns = np.asarray(self.ep_returns, dtype=float), []
+        return {"num_envs": B, "steps": N, "metrics": {"reward/step_mean": rew_sum / T},
+                "episode_returns": rets, "rows": to_numpy({"h": X[pick], "target": Y[pick]})}
+
+    def student_learn(self, shards: list[Shard]) -> dict[str, float]:
+        """Regress phi(h) to mu(e) over the shards' rows: L = || phi(h) - mu(e) ||^2."""
+        d = concat_envs(shards, "rows", axis=0)
+        X, Y = d["h"].to(self.device), d["target"].to(self.device)
+        losses = []
+        for idx in torch.arange(len(X), device=self.device).split(self.cfg.rma.batch_size):
             loss = (self.phi(X[idx]) - Y[idx]).pow(2).sum(-1).mean()
             self.phi_opt.zero_grad()
             loss.backward()
             self.phi_opt.step()
             losses.append(float(loss.detach()))
-        m = {"loss/adaptation": float(np.mean(losses)), "reward/step_mean": rew_sum / T,
-             "steps": float(N)}
-        if self.ep_returns:
-            m["episode_return"] = float(np.mean(self.ep_returns))
-            self.ep_returns = []
+        m = {"loss/adaptation": float(np.mean(losses))}
+        m.update(merge_metrics(shards))
+        m["steps"] = float(sum(s["steps"] for s in shards))
+        merge_returns(shards, m)
         return m
 
     # ---- persistence ---------------------------------------------------------------------------
