@@ -194,7 +194,7 @@ def test_a_run_trained_with_workers_resumes_without_them(tmp_path: Path) -> None
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["final"]
 
 
-@pytest.mark.parametrize("algorithm", ["rma", "pearl", "maml", "reptile", "rl2"])
+@pytest.mark.parametrize("algorithm", ["rma", "pearl", "maml", "reptile", "rl2", "cavia"])
 def test_every_method_collects_through_workers(tmp_path: Path, algorithm: str) -> None:
     """Two iterations on 2 workers: the meta-batch is split, steps add up, metrics merge."""
     cfg = tiny_config(algorithm)
@@ -216,9 +216,11 @@ def test_every_method_collects_through_workers(tmp_path: Path, algorithm: str) -
         assert [r["phase"] for r in rows] == ["teacher", "student"] and "loss/adaptation" in rows[1]
     if algorithm == "pearl":
         assert "posterior_std" in rows[-1]
-    if algorithm in ("maml", "reptile"):
+    if algorithm in ("maml", "reptile", "cavia"):
         assert "return/pre_update" in rows[0]
-        assert rows[0]["steps"] <= (2 if algorithm == "maml" else 1) * cfg.run.num_envs * 250
+        assert rows[0]["steps"] <= (1 if algorithm == "reptile" else 2) * cfg.run.num_envs * 250
+    if algorithm == "cavia":
+        assert "model/loss_adapted" in rows[0] and "context_spread" in rows[0]
 
 
 def test_training_without_workers_never_imports_ray() -> None:
