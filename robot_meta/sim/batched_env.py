@@ -29,7 +29,7 @@ from robot_meta.sim.randomize import FamilySpec, ParamSampler
 from robot_meta.sim.robots.robot_def import RobotDef
 from robot_meta.sim.task import InitSpec, Task
 
-_BLOCK = 4096  # random numbers drawn per refill of a buffered stream
+_BLOCK = 4096  # random numbers drawn per refill of a buffered stream (at least; 8 takes for big takes)
 _ROWS = 64  # param vectors drawn per refill
 
 
@@ -76,7 +76,7 @@ class _Buffered:
             self._settle()
         pos, buf = self._pos, self._buf
         if pos + n > len(buf):
-            buf = self._buf = np.concatenate([buf[pos:], self._draw(max(_BLOCK, n))])
+            buf = self._buf = np.concatenate([buf[pos:], self._draw(max(_BLOCK, 8 * n))])
             buf.flags.writeable = False
             pos = 0
         self._pos = pos + n
