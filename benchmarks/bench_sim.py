@@ -253,6 +253,7 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
         "seconds_per_measure": seconds,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "date": date.today().isoformat(),
+        "load_average": list(os.getloadavg()),  # other processes' load: record it with the figures
     }
     if split is not None:
         res["split_us"] = split
