@@ -327,7 +327,8 @@ class BatchedEnv:
         When no env has noise (sigma = 0 everywhere, as in families that leave it nominal), the
         noise terms are zeros: the readings are q + b and qdot, and the 2 k nq normals they
         would have used are passed over in the noise stream, so that the numbers served after
-        are the same."""
+        are the same. (x + 0 * n equals x for every x but -0.0, which np.array_equal and every
+        downstream operation here treat as 0.0; tests/sim/test_bitexact.py checks the whole.)"""
         q = self.backend.qpos[rows]
         dq = self.backend.qvel[rows]
         if every:
