@@ -27,6 +27,11 @@ from a separate instrumented pass after the timed rounds (the wrappers cost abou
 * ``latency_noise_buffers``: the action ring buffer, clip, sensor-noise draws and the step's
   other bookkeeping (the step's own lines, outside the calls above);
 * ``policy``: the benchmark's MLP on the observations.
+
+A sweep then runs the closed loop of every B again in alternating slices of ``--seconds``, so
+that all sizes see the same load (``env_sps_interleaved``; ``largest_b_sps_vs_smallest`` is the
+largest B's over the smallest's): sizes measured one after another do not compare on a machine
+whose load moves.
 """
 
 from __future__ import annotations
@@ -261,20 +266,52 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
     return res
 
 
+def interleaved_sps(robot: str, sizes: list[int], nthread: int, rounds: int, seconds: float,
+                    family: str | None = None) -> dict[int, float]:
+    """Closed-loop env steps/s (env + MLP policy) of every batch size, measured in alternating
+    slices of ``seconds`` in one process, ``rounds`` times, medians: the sizes see the same
+    load, so their throughputs compare (``run`` measures one size after another)."""
+    from robot_meta.sim import make_vec_env
+    from robot_meta.sim.randomize import headline_family
+
+    family = family or headline_family(robot)
+    envs = {b: make_vec_env(robot, family, b, seed=0, nthread=nthread) for b in sizes}
+    rng = np.random.default_rng(0)
+    policies = {b: _MLP(e.obs_dim, e.action_dim, rng) for b, e in envs.items()}
+    obs = {b: e.reset(seed=0) for b, e in envs.items()}
+    sps: dict[int, list[float]] = {b: [] for b in sizes}
+    for _ in range(rounds):
+        for b, env in envs.items():
+            n, t0 = 0, time.perf_counter()
+            while (dt := time.perf_counter() - t0) < seconds:
+                obs[b] = env.step(policies[b](obs[b]))[0]
+                n += 1
+            sps[b].append(n * b / dt)
+    for env in envs.values():
+        env.close()
+    return {b: statistics.median(v) for b, v in sps.items()}
+
+
 def sweep(robot: str, sizes: list[int], nthread: int, rounds: int, seconds: float,
           family: str | None = None, split_steps: int = 250) -> dict[str, Any]:
     """``run`` at every batch size in ``sizes``, in one process; per B the ratios, the
-    throughputs and the step's time split, and whether env steps/s at the largest B is no lower
-    than at the smallest."""
+    throughputs and the step's time split. Then the env's steps/s of all sizes in alternating
+    slices (``interleaved_sps``), and whether that at the largest B is no lower than at the
+    smallest (``largest_b_sps_vs_smallest`` >= 1)."""
     per_b = [run(robot, b, nthread, rounds, seconds, family=family, split_steps=split_steps)
              for b in sizes]
+    inter = interleaved_sps(robot, sizes, nthread, rounds, seconds, family)
     keep = ("num_envs", "env_vs_raw", "env_vs_raw_per_step", "env_vs_dm_control", "env_sps",
             "raw_rollout_physics_sps", "dm_control_sps", "split_us", "split_us_per_env",
             "env_vs_raw_rounds", "steal_pct_env_rounds")
+    rows = [{**{k: r[k] for k in keep}, "env_sps_interleaved": inter[r["num_envs"]]}
+            for r in per_b]
+    lo, hi = min(sizes), max(sizes)
     return {
         "robot": robot, "family": per_b[0]["family"], "actuators": per_b[0]["actuators"],
         "integrator": per_b[0]["integrator"], "nthread": nthread, "rounds": rounds,
-        "seconds_per_measure": seconds, "sweep": [{k: r[k] for k in keep} for r in per_b],
+        "seconds_per_measure": seconds, "sweep": rows,
+        "largest_b_sps_vs_smallest": inter[hi] / inter[lo],
         "machine": per_b[0]["machine"], "date": per_b[0]["date"],
         "load_average": list(os.getloadavg()),
     }
@@ -284,12 +321,16 @@ def _print_sweep(res: dict[str, Any]) -> None:
     print(f"{res['robot']} ({res['family']}, {res['actuators']}, {res['integrator']}), "
           f"nthread {res['nthread']}, {res['rounds']} rounds of {res['seconds_per_measure']} s, "
           f"{res['machine']}, {res['date']}, load {res['load_average'][0]:.2f}")
-    head = ["B", "env_vs_raw", "vs_dm_control", "env steps/s"] + [f"{k} us" for k in SPLIT]
+    head = ["B", "env_vs_raw", "vs_dm_control", "env steps/s", "interleaved"] + [
+        f"{k} us" for k in SPLIT]
     print(" | ".join(head))
     for r in res["sweep"]:
         cells = [str(r["num_envs"]), f"{r['env_vs_raw']:.3f}", f"{r['env_vs_dm_control']:.2f}",
-                 f"{r['env_sps']:,.0f}"] + [f"{r['split_us'][k]:.0f}" for k in SPLIT]
+                 f"{r['env_sps']:,.0f}", f"{r['env_sps_interleaved']:,.0f}"] + [
+                     f"{r['split_us'][k]:.0f}" for k in SPLIT]
         print(" | ".join(cells))
+    print(f"env steps/s at the largest B / at the smallest (interleaved): "
+          f"{res['largest_b_sps_vs_smallest']:.2f}")
 
 
 def _sizes(text: str) -> list[int]:

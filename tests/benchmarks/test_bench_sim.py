@@ -23,6 +23,9 @@ def test_sweep_reports_ratios_and_a_time_split_per_batch_size(capsys: pytest.Cap
         assert all(v > 0 for v in split.values())  # 210 steps: every env resets once (at 200)
         assert r["split_us_per_env"]["physics"] == pytest.approx(split["physics"] / r["num_envs"],
                                                                  abs=1e-3)
+        assert r["env_sps_interleaved"] > 0
+    inter = [r["env_sps_interleaved"] for r in res["sweep"]]
+    assert res["largest_b_sps_vs_smallest"] == pytest.approx(inter[1] / inter[0])
 
 
 def test_one_batch_size_keeps_the_keys_of_before(capsys: pytest.CaptureFixture[str]) -> None:
