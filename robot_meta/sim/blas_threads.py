@@ -6,9 +6,11 @@ numpy's BLAS (OpenBLAS, or MKL). For large enough products, e.g. a (512, 64) @ (
 at B = 512, OpenBLAS splits the work over its own threads, one per core, and those threads keep
 spinning for a while after each call, waiting for the next one. They then share the cores with
 MuJoCo's threads, which lose their time slices: measured on 2 cores (``robot-meta bench sim``
-at B = 512 with its numpy MLP policy), physics ran at 60 % of its speed and the env reached 0.5
-of raw ``mujoco.rollout`` instead of 0.8. At B = 64 the products are too small to be split, which
-is why the loss appeared only at the batch sizes training uses.
+at B = 512 with its numpy MLP policy), the closed loop (policy + env step) ran at 60 % of its
+speed with one BLAS thread, and the env reached 0.5 of raw ``mujoco.rollout`` instead of 0.8.
+At B = 64 the products are too small to be split, which is why the loss appeared only at the
+batch sizes training uses. (On 2 cores the split product is slower even alone: 1,982 against
+123 us for the benchmark's MLP at B = 512 on the loaded machine.)
 
 So while any env with a physics thread pool is open, the BLAS libraries loaded in the process
 run on one thread (``threadpoolctl``); the limit is lifted when the last such env closes. torch
