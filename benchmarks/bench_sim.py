@@ -15,6 +15,23 @@ second; ``raw_rollout_physics_sps`` and ``env_physics_sps`` are physics steps pe
 with (a'). ``env_vs_dm_control`` compares
 transitions; ``env_vs_dm_control_simtime`` compares simulated seconds per wall second (our
 transition spans 20 ms, dm_control's cartpole 10 ms).
+
+``--num-envs 16,64,256,512,1024`` (or ``--sweep``, those five) measures every batch size in one
+run and adds, per B, the env step's time split (``split_us``: microseconds per closed-loop step)
+from a separate instrumented pass after the timed rounds (the wrappers cost about 1 us a call):
+
+* ``physics``: the backend's step (MuJoCo, all substeps of all envs);
+* ``obs_rewards``: the task's observations, reward terms and termination flags;
+* ``resets_randomization``: auto-resets of finished envs, parameter draws and writes, per-step
+  resampling (everything these call, their observations included);
+* ``latency_noise_buffers``: the action ring buffer, clip, sensor-noise draws and the step's
+  other bookkeeping (the step's own lines, outside the calls above);
+* ``policy``: the benchmark's MLP on the observations.
+
+A sweep then runs the closed loop of every B again in alternating slices of ``--seconds``, so
+that all sizes see the same load (``env_sps_interleaved``; ``largest_b_sps_vs_smallest`` is the
+largest B's over the smallest's): sizes measured one after another do not compare on a machine
+whose load moves.
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -49,6 +67,59 @@ def _time_loop(fn: Any, seconds: float, steal: list[float]) -> tuple[int, float]
             return n, dt
 
 
+SWEEP = (16, 64, 256, 512, 1024)
+SPLIT = ("physics", "obs_rewards", "resets_randomization", "latency_noise_buffers", "policy")
+
+
+class _Split:
+    """Exclusive wall time per label of wrapped calls: a call's time, less that of the wrapped
+    calls inside it, goes to its label; inside a reset everything goes to the reset's label."""
+
+    def __init__(self) -> None:
+        self.us: dict[str, float] = dict.fromkeys(SPLIT, 0.0)
+        self._stack: list[list[Any]] = []  # [label, child seconds]
+
+    def wrap(self, obj: Any, name: str, label: str) -> None:
+        """Replace obj.name (a bound method or instance attribute) by a timed call."""
+        fn: Callable[..., Any] = getattr(obj, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            lab = label
+            if any(f[0] == "resets_randomization" for f in self._stack):
+                lab = "resets_randomization"
+            frame: list[Any] = [lab, 0.0]
+            self._stack.append(frame)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t0
+                self._stack.pop()
+                self.us[lab] += 1e6 * (dt - frame[1])
+                if self._stack:
+                    self._stack[-1][1] += dt
+
+        setattr(obj, name, timed)
+
+
+def time_split(env: Any, policy: Any, obs: np.ndarray, steps: int) -> dict[str, float]:
+    """Microseconds per closed-loop step in each part of SPLIT, over ``steps`` steps of env
+    (instrumented in place: use it last)."""
+    sp = _Split()
+    sp.wrap(env, "step", "latency_noise_buffers")
+    sp.wrap(env.backend, "step", "physics")
+    for name in ("reward_matrix", "terminated"):
+        sp.wrap(env.task, name, "obs_rewards")
+    sp.wrap(env, "_observe", "obs_rewards")
+    for name in ("_reset_envs", "_set_params", "_draw_params"):
+        sp.wrap(env, name, "resets_randomization")
+    sp.wrap(env._n_noise, "take", "latency_noise_buffers")
+    sp.wrap(policy, "__call__", "policy")
+    for _ in range(steps):
+        obs = env.step(policy.__call__(obs))[0]
+    return {k: round(v / steps, 1) for k, v in sp.us.items()}
+
+
 class _MLP:
     """A numpy tanh MLP policy with random weights: the cost of a real small policy. float32,
     like the stack's trained policies (torch's default dtype, and the ONNX bundles'); the
@@ -67,10 +138,12 @@ class _MLP:
 
 
 def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
-        actuators: str = "servo") -> dict[str, Any]:
+        actuators: str = "servo", family: str | None = None,
+        split_steps: int = 0) -> dict[str, Any]:
     """Measure (a), (b) and (c); return the JSON-able result. ``actuators``: ``servo`` (the
     servo's <dcmotor> envelope, armature and implicitfast) or ``ideal`` (the model before issue
-    20: ideal effort sources, Euler)."""
+    20: ideal effort sources, Euler). ``family``: the task family (default: the robot's
+    headline family). ``split_steps`` > 0: also time the step's parts over that many steps."""
     import dataclasses
 
     import mujoco
@@ -78,10 +151,12 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
     from mujoco import rollout
 
     from robot_meta.sim import make_vec_env
+    from robot_meta.sim.randomize import headline_family
     from robot_meta.sim.robots import get_robot
 
+    family = family or headline_family(robot)
     rdef = dataclasses.replace(get_robot(robot), actuator_model=actuators)
-    env = make_vec_env(rdef, "all", num_envs, seed=0, nthread=nthread)
+    env = make_vec_env(rdef, family, num_envs, seed=0, nthread=nthread)
     be = env.backend
     rng = np.random.default_rng(0)
     policy = _MLP(env.obs_dim, env.action_dim, rng)
@@ -144,6 +219,7 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
         n, dt = _time_loop(dm_step, seconds, [])
         c.append(n / dt)
     pool.close()
+    split = time_split(env, policy, obs[0], split_steps) if split_steps > 0 else None
     env.close()
     raw_phys = statistics.median(a)
     raw1_phys = statistics.median(a1)
@@ -151,8 +227,9 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
     dm_sps = statistics.median(c)
     env_phys = env_sps * be.nsub
     dm_dt = float(dm.control_timestep())
-    return {
+    res = {
         "robot": robot,
+        "family": family,
         "actuators": actuators,
         "integrator": str(mujoco.mjtIntegrator(be.base_model.opt.integrator).name),
         "num_envs": num_envs,
@@ -181,7 +258,91 @@ def run(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float,
         "seconds_per_measure": seconds,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "date": date.today().isoformat(),
+        "load_average": list(os.getloadavg()),  # other processes' load: record it with the figures
     }
+    if split is not None:
+        res["split_us"] = split
+        res["split_us_per_env"] = {k: round(v / num_envs, 3) for k, v in split.items()}
+    return res
+
+
+def interleaved_sps(robot: str, sizes: list[int], nthread: int, rounds: int, seconds: float,
+                    family: str | None = None) -> dict[int, float]:
+    """Closed-loop env steps/s (env + MLP policy) of every batch size, measured in alternating
+    slices of ``seconds`` in one process, ``rounds`` times, medians: the sizes see the same
+    load, so their throughputs compare (``run`` measures one size after another)."""
+    from robot_meta.sim import make_vec_env
+    from robot_meta.sim.randomize import headline_family
+
+    family = family or headline_family(robot)
+    envs = {b: make_vec_env(robot, family, b, seed=0, nthread=nthread) for b in sizes}
+    rng = np.random.default_rng(0)
+    policies = {b: _MLP(e.obs_dim, e.action_dim, rng) for b, e in envs.items()}
+    obs = {b: e.reset(seed=0) for b, e in envs.items()}
+    sps: dict[int, list[float]] = {b: [] for b in sizes}
+    for _ in range(rounds):
+        for b, env in envs.items():
+            n, t0 = 0, time.perf_counter()
+            while (dt := time.perf_counter() - t0) < seconds:
+                obs[b] = env.step(policies[b](obs[b]))[0]
+                n += 1
+            sps[b].append(n * b / dt)
+    for env in envs.values():
+        env.close()
+    return {b: statistics.median(v) for b, v in sps.items()}
+
+
+def sweep(robot: str, sizes: list[int], nthread: int, rounds: int, seconds: float,
+          family: str | None = None, split_steps: int = 250) -> dict[str, Any]:
+    """``run`` at every batch size in ``sizes``, in one process; per B the ratios, the
+    throughputs and the step's time split. Then the env's steps/s of all sizes in alternating
+    slices (``interleaved_sps``), and whether that at the largest B is no lower than at the
+    smallest (``largest_b_sps_vs_smallest`` >= 1)."""
+    per_b = [run(robot, b, nthread, rounds, seconds, family=family, split_steps=split_steps)
+             for b in sizes]
+    inter = interleaved_sps(robot, sizes, nthread, rounds, seconds, family)
+    keep = ("num_envs", "env_vs_raw", "env_vs_raw_per_step", "env_vs_dm_control", "env_sps",
+            "raw_rollout_physics_sps", "dm_control_sps", "split_us", "split_us_per_env",
+            "env_vs_raw_rounds", "steal_pct_env_rounds")
+    rows = [{**{k: r[k] for k in keep}, "env_sps_interleaved": inter[r["num_envs"]]}
+            for r in per_b]
+    lo, hi = min(sizes), max(sizes)
+    return {
+        "robot": robot, "family": per_b[0]["family"], "actuators": per_b[0]["actuators"],
+        "integrator": per_b[0]["integrator"], "nthread": nthread, "rounds": rounds,
+        "seconds_per_measure": seconds, "sweep": rows,
+        "largest_b_sps_vs_smallest": inter[hi] / inter[lo],
+        "machine": per_b[0]["machine"], "date": per_b[0]["date"],
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def _print_sweep(res: dict[str, Any]) -> None:
+    print(f"{res['robot']} ({res['family']}, {res['actuators']}, {res['integrator']}), "
+          f"nthread {res['nthread']}, {res['rounds']} rounds of {res['seconds_per_measure']} s, "
+          f"{res['machine']}, {res['date']}, load {res['load_average'][0]:.2f}")
+    head = ["B", "env_vs_raw", "vs_dm_control", "env steps/s", "interleaved"] + [
+        f"{k} us" for k in SPLIT]
+    print(" | ".join(head))
+    for r in res["sweep"]:
+        cells = [str(r["num_envs"]), f"{r['env_vs_raw']:.3f}", f"{r['env_vs_dm_control']:.2f}",
+                 f"{r['env_sps']:,.0f}", f"{r['env_sps_interleaved']:,.0f}"] + [
+                     f"{r['split_us'][k]:.0f}" for k in SPLIT]
+        print(" | ".join(cells))
+    print(f"env steps/s at the largest B / at the smallest (interleaved): "
+          f"{res['largest_b_sps_vs_smallest']:.2f}")
+
+
+def _sizes(text: str) -> list[int]:
+    """``64`` or ``16,64,256``: batch sizes, each >= 1."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--num-envs takes a batch size or a comma-separated list of them (>= 1), got {text!r}")
+    return sizes
 
 
 def compare(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float) -> dict[str, Any]:
@@ -205,7 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="robot-meta bench sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--robot", default="cartpole", help="cartpole or arm2 (default cartpole)")
-    p.add_argument("--num-envs", type=int, default=64, help="batch size B (default 64)")
+    p.add_argument("--num-envs", type=_sizes, default=[64],
+                   help="batch size B (default 64), or a comma-separated list to sweep in one run")
+    p.add_argument("--sweep", action="store_true",
+                   help="sweep B = " + ",".join(map(str, SWEEP)) + " (same as --num-envs with them)")
+    p.add_argument("--family", default=None,
+                   help="task family (default: the robot's headline family)")
+    p.add_argument("--split-steps", type=int, default=250,
+                   help="closed-loop steps of the instrumented time-split pass (0: none)")
     p.add_argument("--nthread", type=int, default=2, help="rollout threads (default 2)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
@@ -214,12 +382,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="also measure the ideal-actuator model of before issue 20, in alternating "
                         "rounds, and report servo / ideal ratios")
     args = p.parse_args(argv)
+    sizes = list(SWEEP) if args.sweep else args.num_envs
+    if args.compare_ideal and len(sizes) > 1:
+        p.error("--compare-ideal takes one batch size")
     if args.compare_ideal:
-        res = compare(args.robot, args.num_envs, args.nthread, args.rounds, args.seconds)
+        res = compare(args.robot, sizes[0], args.nthread, args.rounds, args.seconds)
+    elif len(sizes) > 1:
+        res = sweep(args.robot, sizes, args.nthread, args.rounds, args.seconds, args.family,
+                    args.split_steps)
     else:
-        res = run(args.robot, args.num_envs, args.nthread, args.rounds, args.seconds)
+        res = run(args.robot, sizes[0], args.nthread, args.rounds, args.seconds,
+                  family=args.family, split_steps=args.split_steps)
     if args.json:
         print(json.dumps(res, indent=2))
+    elif "sweep" in res:
+        _print_sweep(res)
     else:
         for k, v in res.items():
             if isinstance(v, dict):

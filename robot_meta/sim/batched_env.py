@@ -29,7 +29,7 @@ from robot_meta.sim.randomize import FamilySpec, ParamSampler
 from robot_meta.sim.robots.robot_def import RobotDef
 from robot_meta.sim.task import InitSpec, Task
 
-_BLOCK = 4096  # random numbers drawn per refill of a buffered stream
+_BLOCK = 4096  # random numbers drawn per refill of a buffered stream (at least; 8 takes for big takes)
 _ROWS = 64  # param vectors drawn per refill
 
 
@@ -40,18 +40,43 @@ class _Buffered:
     from the bit stream, with nothing carried between calls, so the numbers served here are
     exactly those that drawing ``take(n)`` at a time would give: a block drawn ahead is the
     concatenation of the smaller draws. Only this object may draw from ``rng``.
+
+    ``skip(n)`` passes over the next n numbers without drawing them yet: they are drawn (and
+    dropped) only if a later ``take`` needs what comes after them, so a stream nobody reads
+    costs nothing, and the numbers served are still those of the stream's positions.
     """
 
     def __init__(self, rng: np.random.Generator, normal: bool):
         self._draw = rng.standard_normal if normal else rng.random
         self._buf = np.empty(0)
         self._pos = 0
+        self._skipped = 0  # numbers passed over and not drawn yet
+
+    def skip(self, n: int) -> None:
+        """Pass over the next n numbers."""
+        self._skipped += n
+
+    def _settle(self) -> None:
+        """Draw and drop the numbers passed over, from the block first."""
+        n, self._skipped = self._skipped, 0
+        left = len(self._buf) - self._pos
+        if n <= left:
+            self._pos += n
+            return
+        n -= left
+        while n > 0:  # in bounded chunks: the same stream as one draw of n
+            m = min(n, 16 * _BLOCK)
+            self._draw(m)
+            n -= m
+        self._buf, self._pos = np.empty(0), 0
 
     def take(self, n: int) -> np.ndarray:
         """The next n numbers (a read-only view; later takes never overwrite it)."""
+        if self._skipped:
+            self._settle()
         pos, buf = self._pos, self._buf
         if pos + n > len(buf):
-            buf = self._buf = np.concatenate([buf[pos:], self._draw(max(_BLOCK, n))])
+            buf = self._buf = np.concatenate([buf[pos:], self._draw(max(_BLOCK, 8 * n))])
             buf.flags.writeable = False
             pos = 0
         self._pos = pos + n
@@ -159,6 +184,9 @@ class BatchedEnv:
         self._sense = np.zeros((3, B, self.nq))
         self._i_sense = np.array(self._i_bias + [self._i_pos_noise] * self.nq
                                  + [self._i_vel_noise] * self.nq, dtype=np.intp)
+        # Whether any env has sensor noise now: without any, the noise terms are zero and the
+        # noise stream is passed over (see _observe).
+        self._noisy = True
         self.t = np.zeros(B, dtype=np.int64)
         self.task_state: dict[str, np.ndarray] = {}
         self._act_buf = np.zeros((B, self._L, self.nu))
@@ -171,6 +199,7 @@ class BatchedEnv:
         self._lag_rows = self._ar * self._L + self._lag_offsets
         self._lag_table = (np.arange(self._L) - self._lag_offsets) % self._L  # [latency, p]
         self.ep_return = np.zeros(B)
+        self._term_names = task.reward_terms  # (a property that builds the tuple on each read)
         self._ep_terms = np.zeros((len(task.reward_terms), B))
         self.ep_terms = dict(zip(task.reward_terms, self._ep_terms, strict=True))  # row views
         self.obs = np.zeros((B, self.obs_dim))
@@ -224,12 +253,19 @@ class BatchedEnv:
             i, p = int(ids[0]), params[0]
             self.params[i] = p
             self._lag_rows[:, i] = self._lag_table[int(p[self._i_latency])] + i * self._L
-            self._sense[:, i] = p[self._i_sense].reshape(3, self.nq)
-            return
-        self.params[ids] = params
-        lat = params[:, self._i_latency].astype(np.int64)
-        self._lag_rows[:, ids] = ids * self._L + (self._lag_offsets - lat) % self._L
-        self._sense[:, ids] = params[:, self._i_sense].reshape(k, 3, self.nq).swapaxes(0, 1)
+            sense = p[self._i_sense].reshape(3, self.nq)
+            self._sense[:, i] = sense
+        else:
+            self.params[ids] = params
+            lat = params[:, self._i_latency].astype(np.int64)
+            self._lag_rows[:, ids] = ids * self._L + (self._lag_offsets - lat) % self._L
+            sense = params[:, self._i_sense].reshape(k, 3, self.nq).swapaxes(0, 1)
+            self._sense[:, ids] = sense
+        # sense[1:] are the noise stds just written
+        if sense[1:].any():
+            self._noisy = True
+        elif self._noisy:
+            self._noisy = bool(self._sense[1:].any())
 
     def set_tasks(self, params: np.ndarray) -> np.ndarray:
         """Fix every env to the given params (F,) or (B, F) and reset. Returns observations."""
@@ -286,16 +322,28 @@ class BatchedEnv:
     # ---- sensing -----------------------------------------------------------------------------
     def _observe(self, rows: np.ndarray | slice, every: bool = False) -> np.ndarray:
         """Observations of envs rows (every: all of them, in order) from noisy, biased joint
-        readings: q_meas = q + b + sigma_q * N(0, 1),  qdot_meas = qdot + sigma_qd * N(0, 1)."""
+        readings: q_meas = q + b + sigma_q * N(0, 1),  qdot_meas = qdot + sigma_qd * N(0, 1).
+
+        When no env has noise (sigma = 0 everywhere, as in families that leave it nominal), the
+        noise terms are zeros: the readings are q + b and qdot, and the 2 k nq normals they
+        would have used are passed over in the noise stream, so that the numbers served after
+        are the same. (x + 0 * n equals x for every x but -0.0, which np.array_equal and every
+        downstream operation here treat as 0.0; tests/sim/test_bitexact.py checks the whole.)"""
         q = self.backend.qpos[rows]
         dq = self.backend.qvel[rows]
-        noise = self._n_noise.take(2 * q.size).reshape((2,) + q.shape)  # (2, k, nq) N(0, 1)
         if every:
-            bias, sd_q, sd_dq = self._sense
+            sense = self._sense
             state, t = self.task_state, self.t
         else:
-            bias, sd_q, sd_dq = self._sense[:, rows]
+            sense = self._sense[:, rows]
             state, t = {k: v[rows] for k, v in self.task_state.items()}, self.t[rows]
+        if not self._noisy:
+            self._n_noise.skip(2 * q.size)
+            dq.flags.writeable = False  # a view of the simulations' state: the task only reads
+            q_meas, dq_meas = self._sensor(q + sense[0], dq)
+            return self.task.observe(q_meas, dq_meas, state, t)
+        noise = self._n_noise.take(2 * q.size).reshape((2,) + q.shape)  # (2, k, nq) N(0, 1)
+        bias, sd_q, sd_dq = sense
         q_meas, dq_meas = self._sensor(q + bias + sd_q * noise[0], dq + sd_dq * noise[1])
         return self.task.observe(q_meas, dq_meas, state, t)
 
@@ -311,11 +359,11 @@ class BatchedEnv:
         truncated, info. ``info`` holds ``reward_terms`` {name: (B,)}, ``done`` (B,),
         ``final_obs`` (B, obs_dim), ``episode_return`` and ``episode_length`` (valid where done),
         and ``applied_action`` (the delayed action that reached the motors)."""
-        a = np.asarray(action, dtype=float).reshape(self.num_envs, self.nu)
-        a = np.minimum(np.maximum(a, -1.0), 1.0)  # clip to [-1, 1]
         # Latency: the motors receive the action commanded L_i steps ago (zeros before t = 0).
         self._buf_pos = pos = (self._buf_pos + 1) % self._L
-        self._act_buf[:, pos] = a
+        a = self._act_buf[:, pos]  # the newest action goes straight into the ring buffer
+        np.maximum(np.asarray(action, dtype=float).reshape(self.num_envs, self.nu), -1.0, out=a)
+        np.minimum(a, 1.0, out=a)  # clip to [-1, 1]
         applied = self._act_rows.take(self._lag_rows[pos], axis=0)
         self.backend.step(applied)
         self.t += 1
@@ -323,7 +371,7 @@ class BatchedEnv:
         q, dq = self.backend.qpos, self.backend.qvel
         rterms = self.task.reward_matrix(q, dq, a, self.task_state, self.t)  # (terms, B)
         reward = np.add.reduce(rterms, axis=0)  # r = ((r_1 + r_2) + r_3) + ..., in term order
-        terms = dict(zip(self.task.reward_terms, rterms, strict=True))
+        terms = dict(zip(self._term_names, rterms, strict=True))
         terminated = self.task.terminated(q, dq, self.task_state)
         done = terminated | (self.t >= self.episode_steps)
         truncated = done ^ terminated  # out of time and not terminal

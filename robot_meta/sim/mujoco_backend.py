@@ -27,6 +27,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from mujoco import batch  # noqa: E402
 
+from robot_meta.sim.blas_threads import BLAS_LIMIT  # noqa: E402
 from robot_meta.sim.robots.robot_def import RobotDef  # noqa: E402
 from robot_meta.sim.servo_physics import DCMOTOR_VOLTAGE_PRM, build_model  # noqa: E402
 
@@ -43,7 +44,8 @@ class MujocoBackend:
         robot: the robot definition.
         num_envs: B.
         nthread: threads stepping the simulations, the caller's included (0 or 1: the calling
-            thread only).
+            thread only). With 2 or more, numpy's BLAS runs on one thread until ``close()``
+            (see :mod:`robot_meta.sim.blas_threads`).
     """
 
     def __init__(self, robot: RobotDef, num_envs: int, nthread: int = 2):
@@ -57,6 +59,11 @@ class MujocoBackend:
         self.base_model = base
         self.nthread = max(0, min(nthread, B))
         self._batch = batch.Batch(base, B, nthread=max(1, self.nthread))
+        # With a pool on several cores, numpy's BLAS threads (a policy's matrix products between
+        # steps) would spin on the same cores: BLAS runs on one thread while this backend is open.
+        self._holds_blas = self.nthread >= 2
+        if self._holds_blas:
+            BLAS_LIMIT.acquire()
         self.nsub = robot.substeps
         self.nq, self.nv, self.nu = base.nq, base.nv, base.nu
         b = self._batch
@@ -178,6 +185,9 @@ class MujocoBackend:
         """Release the batch (its threads stop once nothing refers to it; the bound arrays
         do, so they are dropped too)."""
         self._batch = None  # type: ignore[assignment]
+        if self._holds_blas:
+            self._holds_blas = False
+            BLAS_LIMIT.release()
         self._targets, self._env_writes = [], []
         empty = np.zeros((0, self.nq))
         self.qpos, self.qvel = empty, empty.copy()

@@ -24,6 +24,21 @@ def test_buffered_draws_equal_draws_one_call_at_a_time(normal: bool) -> None:
         np.testing.assert_array_equal(buf.take(n), direct)
 
 
+@pytest.mark.parametrize("normal", [False, True])
+def test_buffered_skips_pass_over_the_same_numbers_as_takes(normal: bool) -> None:
+    """skip(n) leaves the stream where take(n) would: what is taken after is the same."""
+    ops = [("take", 3), ("skip", 5), ("take", 2), ("skip", 9000), ("take", 4), ("skip", 4090),
+           ("skip", 3), ("take", 7000), ("skip", 1), ("take", 1)]
+    buf = _Buffered(np.random.default_rng(12), normal=normal)
+    rng = np.random.default_rng(12)
+    for op, n in ops:
+        direct = rng.standard_normal(n) if normal else rng.random(n)
+        if op == "take":
+            np.testing.assert_array_equal(buf.take(n), direct)
+        else:
+            buf.skip(n)
+
+
 @pytest.mark.parametrize("resample_prob", [0.0, 0.2])
 def test_env_params_are_sample_params_from_the_params_stream(resample_prob: float) -> None:
     """Every param vector the env uses is the next sample_params draw from its params

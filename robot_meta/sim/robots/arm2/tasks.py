@@ -45,13 +45,18 @@ class _Arm2Task(Task):
         raise NotImplementedError
 
     def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
+        # [cos q1, sin q1, cos q2, sin q2, qdot, p, v, p - tip], written into one array
         p, v = self.target(state, t)
         x, z = _tip_xz(q)
-        c, s = np.cos(q), np.sin(q)
-        err = np.empty(p.shape)  # p - tip
-        np.subtract(p[:, 0], x, out=err[:, 0])
-        np.subtract(p[:, 1], z, out=err[:, 1])
-        return np.concatenate([c[:, :1], s[:, :1], c[:, 1:], s[:, 1:], dq, p, v, err], axis=1)
+        obs = np.empty((q.shape[0], self.obs_dim))
+        np.cos(q, out=obs[:, 0:4:2])  # columns 0 and 2
+        np.sin(q, out=obs[:, 1:4:2])  # columns 1 and 3
+        obs[:, 4:6] = dq
+        obs[:, 6:8] = p
+        obs[:, 8:10] = v
+        np.subtract(p[:, 0], x, out=obs[:, 10])
+        np.subtract(p[:, 1], z, out=obs[:, 11])
+        return obs
 
     def reward_terms_raw(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray,
                          state: TaskState, t: np.ndarray, out: np.ndarray) -> None:
