@@ -173,6 +173,7 @@ class Calibrator:
         self.joints = self.hw.joints
         self.act = [k for k, j in enumerate(self.joints) if j.actuated]
         self._start_q: np.ndarray | None = None
+        self._saved: tuple[Any, Any] = (robot.hw, robot.limits)
         self._t0 = 0.0
 
     # ---- public -------------------------------------------------------------------------------
@@ -394,11 +395,18 @@ class Calibrator:
         ends = []
         for sgn in (1.0, -1.0):
             target = {k: q_hang[k] + sgn * c.hang_excursion for k in ks}
-            hold = self._drive(c.hold_s, lambda t, s: self._currents(
-                {k: self._pd(k, target[k], s.q[k], s.dq[k]) for k in ks}))
-            i_hold = hold.current[hold.tail(0.2), :].mean(axis=0)
-            # Quasi-static release: I(t) = I_hold (1 - t / T).
-            self._drive(c.release_s, lambda t, s: i_hold * max(0.0, 1.0 - t / c.release_s))
+
+            def pd(t: float, s: Any, target: dict[int, float] = target) -> np.ndarray:
+                return self._currents({k: self._pd(k, target[k], s.q[k], s.dq[k]) for k in ks})
+
+            hold = self._drive(c.hold_s, pd)
+            i_hold: np.ndarray = hold.current[hold.tail(0.2), :].mean(axis=0)
+
+            def release(t: float, s: Any, i_hold: np.ndarray = i_hold) -> np.ndarray:
+                # Quasi-static release: I(t) = I_hold (1 - t / T).
+                return i_hold * max(0.0, 1.0 - t / c.release_s)
+
+            self._drive(c.release_s, release)
             rest = self._drive(c.rest_s, lambda t, s: self._currents({}))
             ends.append(rest.q[rest.tail(c.average_s), :].mean(axis=0))
         z = 0.5 * (ends[0] + ends[1])
@@ -507,14 +515,21 @@ class Calibrator:
         ends = []
         for sgn in (1.0, -1.0):
             tgt = zr + sgn * c.relative_excursion
-            log = self._drive(c.relative_settle_s, lambda t, s, tgt=tgt: self._currents(
-                {r: self._pd(r, tgt, s.q[r], s.dq[r])}))
+
+            def hold(t: float, s: Any, tgt: float = tgt) -> np.ndarray:
+                return self._currents({r: self._pd(r, tgt, s.q[r], s.dq[r])})
+
+            log = self._drive(c.relative_settle_s, hold)
             ends.append(log.q[log.tail(c.average_s), :].mean(axis=0))
         # Back to the zero, then a slow release, so that nothing is left swinging.
         log = self._drive(c.hold_s, lambda t, s: self._currents(
             {r: self._pd(r, zr, s.q[r], s.dq[r])}))
-        i_hold = log.current[log.tail(0.2), :].mean(axis=0)
-        self._drive(0.5 * c.release_s, lambda t, s: i_hold * max(0.0, 1.0 - 2 * t / c.release_s))
+        i_hold: np.ndarray = log.current[log.tail(0.2), :].mean(axis=0)
+
+        def release(t: float, s: Any) -> np.ndarray:
+            return i_hold * max(0.0, 1.0 - 2 * t / c.release_s)
+
+        self._drive(0.5 * c.release_s, release)
         dr = ends[0][r] - ends[1][r]
         slope = float((ends[0][k] - ends[1][k]) / dr) if abs(dr) > 1e-6 else 0.0
         j = self.joints[k]

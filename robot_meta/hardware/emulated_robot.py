@@ -301,9 +301,8 @@ class EmulatedRobot:
         """Build from a bundled robot: ``plant`` is ``"twin"`` (PyBullet), ``"mujoco"``,
         ``"none"`` (a :class:`StaticPlant`) or a PhysicsBackend instance with one env. A
         hidden-params file's ``[servo]`` effects go to the twin."""
-        from robot_meta.sim.robots.robot_def import RobotDef, get_robot
-
         from robot_meta.hardware.servos import Mounting
+        from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 
         rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
         effects = None

@@ -11,5 +11,5 @@ from robot_meta.hardware.servos.servo_model import (
     load_servo,
 )
 
-__all__ = ["SERVO_DIR", "GearboxSpec", "MotorSpec", "Mounting", "ServoEffects", "ServoModel", "ServoSpecError",
-           "load_servo"]
+__all__ = ["SERVO_DIR", "GearboxSpec", "MotorSpec", "Mounting", "ServoEffects", "ServoModel",
+           "ServoSpecError", "load_servo"]
