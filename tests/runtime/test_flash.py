@@ -145,3 +145,38 @@ def test_flash_writes_the_servo_limits_and_refuses_a_servo_that_alters_them(
     assert not any(emu.torque_enabled().values())
     store = DeployStore(tmp_path / "deploy")
     assert len([r for r in store.history() if r["event"] == "install"]) == 1  # nothing new
+
+
+def test_flash_needs_the_calibration_and_reads_the_robot_in_its_frame(bundles: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    """A robot with a horn homed off and a reversed elbow: flash refuses it uncalibrated; after
+    calibration (here on the in-process twin of the same emulated robot) the robot reads its
+    true joint positions and the install records which calibration it used."""
+    from robot_meta.calibration.calibration_file import calibration_path
+    from robot_meta.calibration.calibrator import BusClock, Calibrator
+    from robot_meta.calibration.errors import UncalibratedError
+    from robot_meta.hardware import MockBus, Robot
+    from robot_meta.runtime.connect import open_robot
+
+    hidden = {"shoulder_encoder_offset": 0.45, "elbow_encoder_offset": -0.3, "elbow_reversed": 1}
+    with Emulator("arm2", params=hidden, plant="none", port="pty") as e:
+        cfg = config(tmp_path, e.port)
+        with pytest.raises(UncalibratedError, match="robot-meta calibrate"):
+            flash(bundles["ppo"][0], cfg, dry_run_cycles=0)
+        bus = MockBus("arm2", params=hidden, clock="manual")
+        robot = Robot(bus, bus.emulated.hw, handle_signals=False)
+        robot.connect()
+        try:
+            Calibrator(robot, clock=BusClock(bus)).run().save(calibration_path(cfg))
+        finally:
+            robot.close()
+            bus.shutdown()
+        res = flash(bundles["ppo"][0], cfg, dry_run_cycles=3)
+        rec = [r for r in DeployStore(tmp_path / "deploy").history() if r["event"] == "install"]
+        assert rec[-1]["calibration"]["applied"] and len(rec[-1]["calibration"]["sha256"]) == 64
+        assert res.dry_run["cycles"] == 3
+        robot = open_robot(cfg)
+        try:
+            assert abs(robot.read_state().q).max() < 0.01  # at rest, both links hang at 0
+        finally:
+            robot.close()
