@@ -54,7 +54,7 @@ def test_calibration_recovers_hidden_offsets_and_directions(case: str) -> None:
             assert found[j.joint]["reversed"] == bool(hidden.get(f"{j.joint}_reversed", 0)), j.joint
             err = found[j.joint]["offset_rad"] - hidden.get(f"{j.joint}_encoder_offset", 0.0)
             assert abs(err) < 0.01, (j.joint, err)
-        assert 0 < cal.robot_seconds
+        assert cal.robot_seconds > 0
         if name == "cartpole":
             # the twin's rail stops are at +-0.8 m; the range lies stop_margin (2 cm) inside
             lo, hi = cal.range_joint(hw.joint("slider")) or (0.0, 0.0)
