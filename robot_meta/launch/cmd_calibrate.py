@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 from robot_meta.launch.robot_args import add_robot_args, load_config
 
@@ -39,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
     from robot_meta.calibration.calibration_file import (
         calibration_path,
         check_matches,
-        check_servo_registers,
         load_calibration,
     )
     from robot_meta.calibration.calibrator import Calibrator
@@ -70,13 +72,8 @@ def run(args: argparse.Namespace) -> int:
         except CalibrationError as e:
             raise CalibrationError(f"{e}. Nothing was overwritten; pass --force to replace it",
                                    e.joint) from e
-    robot = open_robot(cfg, calibration=False)
-    try:
-        check_servo_registers(robot.bus, hw)
-        status(f"calibrating {cfg.robot} on {cfg.port} (current <= half of each joint's limit)")
-        cal = Calibrator(robot, status=status).run()
-    finally:
-        robot.close()  # torque off
+    status(f"calibrating {cfg.robot} on {cfg.port} (current <= half of each joint's limit)")
+    cal = calibrate(cfg, status)
     cal.save(path)
     joints = cal.summary(hw)
     out = {"joints": joints, "file": str(path), "robot_seconds": round(cal.robot_seconds, 3)}
@@ -91,3 +88,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({cal.robot_seconds:.1f} s on the robot)")
     print(f"next: robot-meta flash BUNDLE --robot {args.robot}")
     return 0
+
+
+def calibrate(cfg: Any, status: Callable[[str], None], attempts: int = 3) -> Any:
+    """Connect (uncalibrated), check the servos' own Homing Offset and Drive Mode registers,
+    and run the :class:`~robot_meta.calibration.calibrator.Calibrator`; returns the
+    RobotCalibration (not saved). A transient bus failure (a lost or corrupted packet beyond
+    the bus retries, or a watchdog expiry after a stall: the Robot turned torque off) starts the
+    calibration over, up to ``attempts`` times, as an adaptation session retries a rollout; a
+    servo that stays silent fails every attempt and is reported with its joint."""
+    from robot_meta.calibration.calibration_file import check_servo_registers
+    from robot_meta.calibration.calibrator import Calibrator
+    from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
+    from robot_meta.runtime.connect import hardware_map_for, open_robot
+
+    hw = hardware_map_for(cfg)
+    for attempt in range(attempts):
+        robot = open_robot(cfg, calibration=False)
+        try:
+            check_servo_registers(robot.bus, hw)
+            return Calibrator(robot, status=status).run()
+        except (ServoTimeoutError, CorruptPacketError, TorqueLostError) as e:
+            if attempt + 1 == attempts:
+                raise
+            status(f"calibration interrupted by the bus ({e}); starting over "
+                   f"({attempt + 1}/{attempts})")
+        finally:
+            robot.close()  # torque off
+        time.sleep(1.0)
+    raise AssertionError("unreachable")

@@ -132,14 +132,10 @@ def _export(run_dir: Path, bundle: Path) -> None:
 def _calibrate(cfg: Any) -> dict[str, Any]:
     """``robot-meta calibrate`` on the emulated robot: its calibration summary (as --json)."""
     from robot_meta.calibration.calibration_file import calibration_path
-    from robot_meta.calibration.calibrator import Calibrator
-    from robot_meta.runtime.connect import hardware_map_for, open_robot
+    from robot_meta.launch.cmd_calibrate import calibrate
+    from robot_meta.runtime.connect import hardware_map_for
 
-    robot = open_robot(cfg, calibration=False)
-    try:
-        cal = Calibrator(robot).run()
-    finally:
-        robot.close()
+    cal = calibrate(cfg, status=lambda m: None)
     path = cal.save(calibration_path(cfg))
     return {"joints": cal.summary(hardware_map_for(cfg)), "file": str(path),
             "robot_seconds": round(cal.robot_seconds, 3)}
