@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 
 MAX_OFFSET = 0.5  # rad
-TRACK_TARGETS: dict[str, list[tuple[float, ...]]] = {"arm2": [(0.4, -0.6), (-0.5, 0.8), (0.2, 0.3), (-0.3, -0.4)],
-                 "cartpole": [(0.3,), (-0.4,), (0.1,), (-0.2,)]}
+TRACK_TARGETS: dict[str, list[tuple[float, ...]]] = {
+    "arm2": [(0.4, -0.6), (-0.5, 0.8), (0.2, 0.3), (-0.3, -0.4)],
+    "cartpole": [(0.3,), (-0.4,), (0.1,), (-0.2,)]}
 TRACK_HOLD_S = 2.0
 
 
