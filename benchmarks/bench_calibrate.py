@@ -21,6 +21,12 @@ acts on the joint readings alone, so a miscalibrated reading moves the robot to 
 place) holds a sequence of joint targets, on (a) the robot mounted as designed, (b) the hidden
 mounting after calibration, (c) the hidden mounting uncalibrated; the score is the RMS error
 of the *true* joint angles from the targets. Calibration works when (b) matches (a).
+
+``--session BUNDLE``: the real thing, in real time on the emulator process: an adaptation
+session of the bundle on the robot as designed, and on the same dynamics with the hidden
+mounting (set 2: offsets, a reversed joint, as built) after ``robot-meta calibrate``; the
+before/after columns are compared target by target (same seed, same targets), with a 95 %
+normal interval of the paired differences.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ def _hidden_sets(robot: str, n: int, seed: int) -> list[dict[str, Any]]:
     rdef = get_robot(robot)
     spec = load_calibration_spec(robot)
     movable = [j.joint for j in spec.joints if j.direction != "reference"]
-    pay = rdef.factor("payload_mass").bounds if "payload_mass" in rdef.factor_names else (0, 0)
+    # payload ~ U over the `all` family's training range (the factor's norm_range)
+    pay = rdef.factor("payload_mass").norm_range if "payload_mass" in rdef.factor_names else (0, 0)
     gb = load_servo(rdef.hardware_map.actuated[0].model).gearbox
     rng = np.random.default_rng(seed)
     out = []
@@ -152,6 +159,53 @@ def track(robot: str, params: Any, calibration: Any | None) -> float:
     return float(math.sqrt(np.mean(sq)))
 
 
+def session_pair(robot: str, bundle: Path, hidden: dict[str, Any], tmp: Path, rollouts: int,
+                 eval_rollouts: int, seed: int) -> dict[str, Any]:
+    """Two adaptation sessions of ``bundle`` on the emulator process (real time, a pty), same
+    dynamics and seed (so the same targets): the servos mounted as designed (no calibration),
+    and the hidden mounting calibrated with ``robot-meta calibrate`` first. Returns both
+    results and the paired per-target differences of the before and after columns."""
+    from robot_meta.calibration.calibration_file import calibration_path
+    from robot_meta.launch.cmd_calibrate import calibrate
+    from robot_meta.launch.emulator_process import EmulatorProcess
+    from robot_meta.runtime.flash import flash
+    from robot_meta.runtime.robot_config import load_robot_config
+    from robot_meta.runtime.session import AdaptationSession, SessionSpec
+
+    plain = {"params": {k: v for k, v in hidden["params"].items()
+                        if not k.endswith(("_encoder_offset", "_reversed"))},
+             "servo": hidden["servo"]}
+    out: dict[str, Any] = {}
+    cols: dict[str, dict[str, list[float]]] = {}
+    for name, h, calibrated in (("as_designed", plain, False), ("calibrated", hidden, True)):
+        work = tmp / f"session-{name}"
+        f = _write(robot, h, tmp / f"{name}.toml")
+        with EmulatorProcess(robot, f, seed=seed, log=tmp / f"emulator-{name}.log") as emu:
+            cfg = load_robot_config(robot).with_overrides(port=emu.port, deploy_dir=work / "deploy")
+            cal_s = None
+            if calibrated:
+                t = time.perf_counter()
+                cal = calibrate(cfg, status=lambda m: None)
+                cal.save(calibration_path(cfg))
+                cal_s = {"robot_seconds": round(cal.robot_seconds, 1),
+                         "wall_s": round(time.perf_counter() - t, 1)}
+            flash(bundle, cfg, calibration=calibrated)
+            spec = SessionSpec(method="auto", rollouts=rollouts, eval_rollouts=eval_rollouts,
+                               seed=seed, command="robot-meta bench calibrate --session")
+            res = AdaptationSession(cfg, spec, session_dir=work / "session",
+                                    calibration=calibrated).run()
+        cols[name] = res.columns
+        out[name] = {"before": round(res.before or 0.0, 2), "after": round(res.after or 0.0, 2),
+                     "rollouts": [round(x, 2) for x in res.rollouts], "calibration": cal_s}
+    for col in ("before", "after"):
+        a, b = np.array(cols["as_designed"][col]), np.array(cols["calibrated"][col])
+        d = b - a  # paired by target (same seed, same targets)
+        half = 1.96 * float(np.std(d, ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        out[f"{col}_diff"] = {"mean": round(float(d.mean()), 2),
+                              "ci95": [round(float(d.mean()) - half, 2), round(float(d.mean()) + half, 2)]}
+    return out
+
+
 def run(robot: str, sets: int, seed: int, do_track: bool) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,12 +251,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--track", action="store_true",
                    help="also score a PD tracking task: as designed / calibrated / uncalibrated")
+    p.add_argument("--session", metavar="BUNDLE",
+                   help="instead: adaptation sessions of this bundle on the emulator process, the "
+                        "first hidden set calibrated vs the same dynamics mounted as designed")
+    p.add_argument("--rollouts", type=int, default=3, help="--session: adaptation rollouts")
+    p.add_argument("--eval-rollouts", type=int, default=5, help="--session: targets per column")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = p.parse_args(argv)
     if args.sets < 1:
         from robot_meta.errors import UserError
 
         raise UserError("--sets must be >= 1")
+    if args.session:
+        hidden = _hidden_sets(args.robot, 4, args.seed)[2]  # reversed joint, as built
+        with tempfile.TemporaryDirectory() as tmp:
+            pair = session_pair(args.robot, Path(args.session), hidden, Path(tmp), args.rollouts,
+                                args.eval_rollouts, args.seed)
+        out = {"robot": args.robot, "bundle": args.session, "hidden": hidden,
+               "load": [round(x, 2) for x in os.getloadavg()], **pair}
+        print(json.dumps(out, indent=2))
+        return 0
     res = run(args.robot, args.sets, args.seed, args.track)
     if args.json:
         print(json.dumps(res, indent=2))

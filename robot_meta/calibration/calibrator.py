@@ -12,7 +12,10 @@ hardware map as designed: the "raw" frame) through the robot's
    released by ramping their current linearly to 0, left at rest, and averaged; then the same
    from - a. Friction stops a released link at the edge of its dead band, q0 + d on one side
    and q0 - d on the other, so the zero is the mean q0 = (q+ + q-) / 2 (the robot is mirror
-   symmetric, so the two releases are mirror images). ``end_stops`` joints (the cart): driven
+   symmetric, so the two releases are mirror images). Two links released together stop
+   somewhere in a two-dimensional dead band, so the releases are mirror images only when they
+   start symmetric about the zero: a second round (``hang_rounds``) starts from the first
+   round's estimate +- a. ``end_stops`` joints (the cart): driven
    by a velocity loop at ``end_stop_speed`` to each stop, pushing at the current limit until
    stalled; the zero is the midpoint, the range the stops less ``stop_margin``. A passive
    ``hang`` joint (the pole) is recorded for ``pole_fit_s`` while the cart is held at its
@@ -106,6 +109,7 @@ class CalibratorConfig:
     revolute_speed: float = 2.0  # rad/s: speed cap of a revolute joint
     end_stop_speed: float = 0.2  # m/s (or rad/s) toward an end stop
     hang_excursion: float = 0.35  # rad each side of the hanging pose before a release
+    hang_rounds: int = 2  # releases from both sides, each centred on the previous estimate
     hold_s: float = 1.0  # PD hold before a release
     release_s: float = 2.0  # current ramp to 0
     rest_s: float = 1.0  # at rest after a release; the last average_s are averaged
@@ -391,10 +395,19 @@ class Calibrator:
         """Zeros of hanging actuated joints (module docstring, step 2)."""
         c = self.cfg
         base = self._drive(0.5, lambda t, s: self._currents({}))
-        q_hang = base.q[base.tail(0.3), :].mean(axis=0)
+        centre = base.q[base.tail(0.3), :].mean(axis=0)
+        for _ in range(c.hang_rounds):
+            centre = self._release_both_ways(ks, centre)
+        return {self.joints[k].joint: float(centre[k]) for k in ks}
+
+    def _release_both_ways(self, ks: list[int], centre: np.ndarray) -> np.ndarray:
+        """Hold at centre +- a, release, average: the mean of the two resting points. The
+        closer ``centre`` is to the true zero, the closer the two releases are to mirror images
+        (the first round starts from wherever friction held the links)."""
+        c = self.cfg
         ends = []
         for sgn in (1.0, -1.0):
-            target = {k: q_hang[k] + sgn * c.hang_excursion for k in ks}
+            target = {k: centre[k] + sgn * c.hang_excursion for k in ks}
 
             def pd(t: float, s: Any, target: dict[int, float] = target) -> np.ndarray:
                 return self._currents({k: self._pd(k, target[k], s.q[k], s.dq[k]) for k in ks})
@@ -409,8 +422,8 @@ class Calibrator:
             self._drive(c.release_s, release)
             rest = self._drive(c.rest_s, lambda t, s: self._currents({}))
             ends.append(rest.q[rest.tail(c.average_s), :].mean(axis=0))
-        z = 0.5 * (ends[0] + ends[1])
-        return {self.joints[k].joint: float(z[k]) for k in ks}
+        z: np.ndarray = 0.5 * (ends[0] + ends[1])
+        return z
 
     def _end_stops(self, k: int) -> tuple[float, float, float, list[Log]]:
         """Drive joint k to both end stops: (centre, lo, hi in the raw frame, logs)."""
