@@ -185,7 +185,7 @@ def session_pair(robot: str, bundle: Path, hidden: dict[str, Any], tmp: Path, ro
             cal_s = None
             if calibrated:
                 t = time.perf_counter()
-                cal = calibrate(cfg, status=lambda m: None)
+                cal = calibrate(cfg, status=lambda m: print("      " + m, file=sys.stderr, flush=True))
                 cal.save(calibration_path(cfg))
                 cal_s = {"robot_seconds": round(cal.robot_seconds, 1),
                          "wall_s": round(time.perf_counter() - t, 1)}

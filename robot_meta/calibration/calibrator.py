@@ -101,7 +101,7 @@ class BusClock:
 class CalibratorConfig:
     """Settings of the procedure (module docstring); lengths in joint units."""
 
-    rate_hz: float = 100.0  # control loop rate
+    rate_hz: float = 50.0  # control loop rate (the robots' control rate)
     current_fraction: float = 0.5  # most current ever commanded, of max_current_a
     ramp_a_per_s: float = 1.0  # current ramp of the move check
     move_threshold_rad: float = 0.05
@@ -479,11 +479,15 @@ class Calibrator:
 
         self._drive(8.0, hold, there)  # get there first: the swing is fitted with them still
         log = self._drive(self.cfg.pole_fit_s, hold)
-        self._hold_log = log
+        # The fit takes longer than the bus watchdog allows without a command: torque off
+        # while it runs, back on after.
+        self.robot.disable()
+        fits = {k: fit_decaying_swing(log.t, log.q[:, k]) for k in ks}
+        self.robot.enable()
         out = {}
         for k in ks:
             j = self.joints[k]
-            c, amp = fit_decaying_swing(log.t, log.q[:, k])
+            c, amp = fits[k]
             if not math.isfinite(c):
                 raise CalibrationError(f"joint {j.joint!r}: its hanging swing could not be fitted",
                                        j.joint)

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def calibrate(cfg: Any, status: Callable[[str], None], attempts: int = 3) -> Any:
+def calibrate(cfg: Any, status: Callable[[str], None], attempts: int = 5) -> Any:
     """Connect (uncalibrated), check the servos' own Homing Offset and Drive Mode registers,
     and run the :class:`~robot_meta.calibration.calibrator.Calibrator`; returns the
     RobotCalibration (not saved). A transient bus failure (a lost or corrupted packet beyond
