@@ -186,7 +186,7 @@ class Calibrator:
         it returns or raises."""
         with self._session():
             self.status("checking that every actuated joint moves as commanded")
-            self._check_moves(sign_of=None)
+            self._check_moves()
             zero: dict[str, float] = {}
             ranges: dict[str, tuple[float, float]] = {}
             hang = [k for k in self.act if self._spec(k).zero == "hang"]
@@ -211,7 +211,7 @@ class Calibrator:
             cal = self._calibration(zero, sign, ranges)
             self._use_map(apply_calibration(self.hw, cal))
             self.status("checking the calibrated frame")
-            self._check_moves(sign_of=None)
+            self._check_moves()
             seconds = self.clock.now() - self._t0
         return RobotCalibration(cal.robot, cal.motors, robot_seconds=seconds)
 
@@ -221,7 +221,7 @@ class Calibrator:
         every relative direction comes out as designed; returns {joint: measured sign}
         (all +1) or raises CalibrationError naming the joint."""
         with self._session():
-            self._check_moves(sign_of=None)
+            self._check_moves()
             zero = {j.joint: self._spec(k).rest for k, j in enumerate(self.joints)}
             logs: list[Log] = []
             for k in self.act:
@@ -336,7 +336,7 @@ class Calibrator:
         return np.array([per_joint.get(k, 0.0) for k in self.act])
 
     # ---- 1. moves as commanded ----------------------------------------------------------------
-    def _check_moves(self, sign_of: dict[str, int] | None) -> None:
+    def _check_moves(self) -> None:
         """Ramp each actuated joint's current +I then -I until it moves move_threshold; a joint
         that does not move, or moves against its current, aborts (torque off)."""
         c = self.cfg
