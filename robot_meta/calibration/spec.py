@@ -32,7 +32,6 @@ Plain data, no imports beyond the standard library: the robot computer loads it.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 ZERO_METHODS = ("hang", "end_stops")
@@ -81,10 +80,7 @@ class CalibrationSpec:
 
 def load_calibration_spec(robot: str) -> CalibrationSpec:
     """The ``CALIBRATION`` of a bundled robot's ``hardware.py``."""
-    from robot_meta.hardware.hardware_map import ROBOT_NAMES
+    from robot_meta.hardware.hardware_map import hardware_module
 
-    if robot not in ROBOT_NAMES:
-        raise ValueError(f"unknown robot {robot!r}; known robots: {', '.join(ROBOT_NAMES)}")
-    module = importlib.import_module(f"robot_meta.sim.robots.{robot}.hardware")
-    spec: CalibrationSpec = module.CALIBRATION
+    spec: CalibrationSpec = hardware_module(robot).CALIBRATION
     return spec

@@ -4,7 +4,9 @@ calibration and Ctrl-C all leave torque off with an error naming the joint."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,31 @@ CASES = {
 }
 
 
-def _robot(name: str, params: Any, plant: str = "twin") -> tuple[MockBus, Robot]:
+@contextlib.contextmanager
+def _robot(name: str, params: Any, plant: str = "twin") -> Iterator[tuple[MockBus, Robot]]:
+    """A connected robot on an in-process emulated bus (manual clock); closed afterwards."""
     bus = MockBus(name, params=params, clock="manual", plant=plant)
     robot = Robot(bus, bus.emulated.hw, mode="current", handle_signals=False)
     robot.connect()
-    return bus, robot
+    try:
+        yield bus, robot
+    finally:
+        robot.close()
+        bus.shutdown()
+
+
+class _TickClock(BusClock):
+    """The bus clock, calling ``action`` at the n-th sleep (a fault at a chosen moment)."""
+
+    def __init__(self, bus: MockBus, n: int, action: Any):
+        super().__init__(bus)
+        self.n, self.action, self.count = n, action, 0
+
+    def sleep(self, dt: float) -> None:
+        self.count += 1
+        if self.count == self.n:
+            self.action()
+        super().sleep(dt)
 
 
 def _torque_off(bus: MockBus) -> bool:
@@ -44,8 +66,7 @@ def _torque_off(bus: MockBus) -> bool:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_calibration_recovers_hidden_offsets_and_directions(case: str) -> None:
     name, hidden = CASES[case]
-    bus, robot = _robot(name, hidden)
-    try:
+    with _robot(name, hidden) as (bus, robot):
         cal = Calibrator(robot, clock=BusClock(bus)).run()
         assert _torque_off(bus)
         hw = bus.emulated.hw
@@ -66,64 +87,35 @@ def test_calibration_recovers_hidden_offsets_and_directions(case: str) -> None:
         q_true, _ = bus.emulated.true_state()
         q = robot.read_state().q
         assert np.allclose(q, q_true, atol=0.01 * max(j.transmission for j in hw.joints) + 0.005)
-    finally:
-        robot.close()
-        bus.shutdown()
 
 
 def test_a_blocked_robot_aborts_naming_the_joint_with_torque_off() -> None:
-    bus, robot = _robot("arm2", None, plant="none")  # no physics: nothing moves
-    try:
+    with _robot("arm2", None, plant="none") as (bus, robot):  # no physics: nothing moves
         with pytest.raises(CalibrationError, match="joint 'shoulder'.*did not move") as e:
             Calibrator(robot, clock=BusClock(bus)).run()
         assert e.value.joint == "shoulder"
         assert _torque_off(bus)
-    finally:
-        robot.close()
-        bus.shutdown()
 
 
 def test_a_motor_turning_against_its_encoder_aborts() -> None:
     """The elbow's motor leads swapped: it pushes the other way from what its encoder reads."""
-    bus, robot = _robot("arm2", None)
-    bus.emulated._act_sign[1] = -1.0  # the command path reversed, the reporting not
-    try:
+    with _robot("arm2", None) as (bus, robot):
+        bus.emulated._act_sign[1] = -1.0  # the command path reversed, the reporting not
         with pytest.raises(CalibrationError, match="joint 'elbow'.*moved the wrong way"):
             Calibrator(robot, clock=BusClock(bus)).run()
         assert _torque_off(bus)
-    finally:
-        robot.close()
-        bus.shutdown()
 
 
 def test_a_servo_lost_during_calibration_names_the_joint() -> None:
-    bus, robot = _robot("arm2", None)
-    clock = BusClock(bus)
-    ticks = {"n": 0}
-
-    class Unplugging:
-        def now(self) -> float:
-            return clock.now()
-
-        def sleep(self, dt: float) -> None:
-            ticks["n"] += 1
-            if ticks["n"] == 150:
-                bus.emulated.devices[2].unplug()
-            clock.sleep(dt)
-
-    try:
+    with _robot("arm2", None) as (bus, robot):
         with pytest.raises(Exception, match="elbow"):
-            Calibrator(robot, clock=Unplugging()).run()
+            Calibrator(robot, clock=_TickClock(bus, 150, bus.emulated.devices[2].unplug)).run()
         assert _torque_off(bus)
-    finally:
-        robot.close()
-        bus.shutdown()
 
 
 def test_a_stale_calibration_moving_the_wrong_way_is_refused_by_check() -> None:
     hidden = {"elbow_reversed": 1, "elbow_encoder_offset": 0.2}
-    bus, robot = _robot("arm2", hidden)
-    try:
+    with _robot("arm2", hidden) as (bus, robot):
         # The calibration of this robot, from its hidden mounting: homing offset = -o N / (2 pi).
         cal = RobotCalibration("arm2", {
             "shoulder": MotorCalibration(1, 0, 0, 288, 3808),
@@ -140,35 +132,19 @@ def test_a_stale_calibration_moving_the_wrong_way_is_refused_by_check() -> None:
             Calibrator(robot, clock=BusClock(bus)).check()
         assert e.value.joint == "elbow"
         assert _torque_off(bus)
-    finally:
-        robot.close()
-        bus.shutdown()
 
 
 def test_ctrl_c_during_calibration_leaves_torque_off() -> None:
-    bus, robot = _robot("cartpole", {"slider_encoder_offset": 0.1})
-    clock = BusClock(bus)
-    ticks = {"n": 0}
+    with _robot("cartpole", {"slider_encoder_offset": 0.1}) as (bus, robot):
 
-    class Interrupting:
-        def now(self) -> float:
-            return clock.now()
+        def ctrl_c() -> None:
+            assert not _torque_off(bus)  # mid-way to an end stop, torque on and pushing
+            raise KeyboardInterrupt
 
-        def sleep(self, dt: float) -> None:
-            ticks["n"] += 1
-            if ticks["n"] == 300:  # mid-way to an end stop, torque on and pushing
-                assert not _torque_off(bus)
-                raise KeyboardInterrupt
-            clock.sleep(dt)
-
-    try:
         with pytest.raises(KeyboardInterrupt):
-            Calibrator(robot, clock=Interrupting()).run()
+            Calibrator(robot, clock=_TickClock(bus, 200, ctrl_c)).run()
         assert _torque_off(bus)
         assert robot.hw is bus.emulated.hw  # the robot is handed back in its own frame
-    finally:
-        robot.close()
-        bus.shutdown()
 
 
 def test_fit_of_a_decaying_swing_finds_its_centre() -> None:
