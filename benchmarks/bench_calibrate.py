@@ -159,12 +159,30 @@ def track(robot: str, params: Any, calibration: Any | None) -> float:
     return float(math.sqrt(np.mean(sq)))
 
 
+def _inproc_factory(robot: str, params_file: Path, hw: Any) -> Any:
+    """Open the robot on an in-process emulated bus in real time (``MockBus`` with the wall
+    clock: the physics catches up with the clock at every exchange), driven through ``hw``."""
+    from robot_meta.hardware import MockBus, Robot
+
+    def make() -> Any:
+        bus = MockBus(robot, params=params_file, clock="wall")
+        r = Robot(bus, hw, mode="current", watchdog_ms=100, handle_signals=False)
+        r.connect()
+        return r
+
+    return make
+
+
 def session_pair(robot: str, bundle: Path, hidden: dict[str, Any], tmp: Path, rollouts: int,
-                 eval_rollouts: int, seed: int) -> dict[str, Any]:
+                 eval_rollouts: int, seed: int, inproc: bool = False) -> dict[str, Any]:
     """Two adaptation sessions of ``bundle`` on the emulator process (real time, a pty), same
     dynamics and seed (so the same targets): the servos mounted as designed (no calibration),
     and the hidden mounting calibrated with ``robot-meta calibrate`` first. Returns both
-    results and the paired per-target differences of the before and after columns."""
+    results and the paired per-target differences of the before and after columns.
+    ``inproc``: the same on an in-process bus (no pty and no emulator process: for a machine
+    too loaded to serve the emulator's wire timing), calibrated in simulated time."""
+    if inproc:
+        return _session_pair_inproc(robot, bundle, hidden, tmp, rollouts, eval_rollouts, seed)
     from robot_meta.calibration.calibration_file import calibration_path
     from robot_meta.launch.cmd_calibrate import calibrate
     from robot_meta.launch.emulator_process import EmulatorProcess
@@ -197,12 +215,61 @@ def session_pair(robot: str, bundle: Path, hidden: dict[str, Any], tmp: Path, ro
         cols[name] = res.columns
         out[name] = {"before": round(res.before or 0.0, 2), "after": round(res.after or 0.0, 2),
                      "rollouts": [round(x, 2) for x in res.rollouts], "calibration": cal_s}
+    out.update(_paired(cols))
+    return out
+
+
+def _session_pair_inproc(robot: str, bundle: Path, hidden: dict[str, Any], tmp: Path,
+                         rollouts: int, eval_rollouts: int, seed: int) -> dict[str, Any]:
+    from robot_meta.calibration.calibration_file import apply_calibration
+    from robot_meta.runtime.flash import flash
+    from robot_meta.runtime.robot_config import load_robot_config
+    from robot_meta.runtime.session import AdaptationSession, SessionSpec
+    from robot_meta.sim.robots.robot_def import get_robot
+
+    plain = {"params": {k: v for k, v in hidden["params"].items()
+                        if not k.endswith(("_encoder_offset", "_reversed"))},
+             "servo": hidden["servo"]}
+    hw = get_robot(robot).hardware_map
+    out: dict[str, Any] = {}
+    cols: dict[str, dict[str, list[float]]] = {}
+    for name, h, calibrated in (("as_designed", plain, False), ("calibrated", hidden, True)):
+        work = tmp / f"session-{name}"
+        f = _write(robot, h, tmp / f"{name}.toml")
+        cfg = load_robot_config(robot).with_overrides(port="inproc", deploy_dir=work / "deploy")
+        used, cal_s = hw, None
+        if calibrated:
+            res_cal = calibrate_once(robot, f, h)
+            cal = res_cal.pop("calibration")
+            used = apply_calibration(hw, cal)
+            cal_s = {k: res_cal[k] for k in ("robot_seconds", "max_offset_err_rad",
+                                             "directions_correct")}
+        make = _inproc_factory(robot, f, used)
+        flash(bundle, cfg, calibration=False, robot_factory=make)
+        spec = SessionSpec(method="auto", rollouts=rollouts, eval_rollouts=eval_rollouts,
+                           seed=seed, command="robot-meta bench calibrate --session --inproc")
+        res = AdaptationSession(cfg, spec, session_dir=work / "session", robot_factory=make,
+                                calibration=False,
+                                status=lambda m: print("      " + m, file=sys.stderr,
+                                                       flush=True)).run()
+        cols[name] = res.columns
+        out[name] = {"before": round(res.before or 0.0, 2), "after": round(res.after or 0.0, 2),
+                     "rollouts": [round(x, 2) for x in res.rollouts], "calibration": cal_s}
+    out.update(_paired(cols))
+    return out
+
+
+def _paired(cols: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """Paired per-target differences calibrated - as designed of the before and after columns,
+    with a 95 % normal interval."""
+    out: dict[str, Any] = {}
     for col in ("before", "after"):
         a, b = np.array(cols["as_designed"][col]), np.array(cols["calibrated"][col])
         d = b - a  # paired by target (same seed, same targets)
         half = 1.96 * float(np.std(d, ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else math.nan
         out[f"{col}_diff"] = {"mean": round(float(d.mean()), 2),
-                              "ci95": [round(float(d.mean()) - half, 2), round(float(d.mean()) + half, 2)]}
+                              "ci95": [round(float(d.mean()) - half, 2),
+                                       round(float(d.mean()) + half, 2)]}
     return out
 
 
@@ -256,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                         "first hidden set calibrated vs the same dynamics mounted as designed")
     p.add_argument("--rollouts", type=int, default=3, help="--session: adaptation rollouts")
     p.add_argument("--eval-rollouts", type=int, default=5, help="--session: targets per column")
+    p.add_argument("--inproc", action="store_true",
+                   help="--session on an in-process bus in real time instead of the emulator "
+                        "process (for a machine too loaded to serve the emulator's wire timing)")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = p.parse_args(argv)
     if args.sets < 1:
@@ -266,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden = _hidden_sets(args.robot, 4, args.seed)[2]  # reversed joint, as built
         with tempfile.TemporaryDirectory() as tmp:
             pair = session_pair(args.robot, Path(args.session), hidden, Path(tmp), args.rollouts,
-                                args.eval_rollouts, args.seed)
+                                args.eval_rollouts, args.seed, inproc=args.inproc)
         out = {"robot": args.robot, "bundle": args.session, "hidden": hidden,
                "load": [round(x, 2) for x in os.getloadavg()], **pair}
         print(json.dumps(out, indent=2))
