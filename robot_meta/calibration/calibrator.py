@@ -37,7 +37,8 @@ most ``current_fraction`` of each joint's limit, speeds at most ``revolute_speed
 ``end_stop_speed`` x 1.5 (the safety layer cuts any current that would accelerate further),
 and no position limits (the end stops must be reachable); instead every joint's travel from
 where it started is bounded (``max_travel_rad`` / ``max_travel_m``). Any error, and Ctrl-C,
-turns torque off before it propagates. Time runs on a :class:`Clock` (the wall clock on a real
+turns torque off before it propagates; a transient bus failure repeats the step it interrupted
+(:meth:`Calibrator._phase`). Time runs on a :class:`Clock` (the wall clock on a real
 robot, the emulator's simulated time with an in-process bus), so ``robot_seconds`` is the time
 the robot spent.
 """
@@ -48,7 +49,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -59,8 +60,14 @@ from robot_meta.calibration.calibration_file import (
 )
 from robot_meta.calibration.errors import CalibrationError
 from robot_meta.calibration.spec import CalibrationSpec
+from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
 from robot_meta.hardware.hardware_map import HardwareMap
 from robot_meta.hardware.safety import JointLimits, SafetyLimits
+
+T = TypeVar("T")
+# Bus failures that a repeat can outlast (as in an adaptation session); the Robot has turned
+# torque off when one propagates.
+TRANSIENT = (ServoTimeoutError, CorruptPacketError, TorqueLostError)
 
 
 class Clock(Protocol):
@@ -122,6 +129,7 @@ class CalibratorConfig:
     max_travel_m: float = 2.0
     stop_timeout_s: float = 20.0
     min_slope: float = 0.4  # |k| below this: the joint does not follow its reference
+    phase_attempts: int = 4  # tries of each step after transient bus failures
 
     def __post_init__(self) -> None:
         if not 0.0 < self.current_fraction <= 1.0:
@@ -186,19 +194,19 @@ class Calibrator:
         it returns or raises."""
         with self._session():
             self.status("checking that every actuated joint moves as commanded")
-            self._check_moves()
+            self._phase(self._check_moves)
             zero: dict[str, float] = {}
             ranges: dict[str, tuple[float, float]] = {}
             hang = [k for k in self.act if self._spec(k).zero == "hang"]
             if hang:
                 self.status("finding the zero of " + ", ".join(self.joints[k].joint for k in hang)
                             + " (released from both sides under gravity)")
-                zero.update(self._hang_zeros(hang))
+                zero.update(self._phase(self._hang_zeros, hang))
             stops_log: list[Log] = []
             for k in self.act:
                 if self._spec(k).zero == "end_stops":
                     self.status(f"driving {self.joints[k].joint!r} slowly to its end stops")
-                    c, lo, hi, logs = self._end_stops(k)
+                    c, lo, hi, logs = self._phase(self._end_stops, k)
                     zero[self.joints[k].joint] = c
                     ranges[self.joints[k].joint] = (lo, hi)
                     stops_log += logs
@@ -206,12 +214,12 @@ class Calibrator:
             if passive:
                 self.status("fitting the hanging swing of " + ", ".join(
                     self.joints[k].joint for k in passive))
-                zero.update(self._passive_zeros(passive, zero))
-            sign = self._directions(zero, stops_log)
+                zero.update(self._phase(self._passive_zeros, passive, zero))
+            sign = self._phase(self._directions, zero, stops_log)
             cal = self._calibration(zero, sign, ranges)
             self._use_map(apply_calibration(self.hw, cal))
             self.status("checking the calibrated frame")
-            self._check_moves()
+            self._phase(self._check_moves)
             seconds = self.clock.now() - self._t0
         return RobotCalibration(cal.robot, cal.motors, robot_seconds=seconds)
 
@@ -221,18 +229,18 @@ class Calibrator:
         every relative direction comes out as designed; returns {joint: measured sign}
         (all +1) or raises CalibrationError naming the joint."""
         with self._session():
-            self._check_moves()
+            self._phase(self._check_moves)
             zero = {j.joint: self._spec(k).rest for k, j in enumerate(self.joints)}
             logs: list[Log] = []
             for k in self.act:
                 if self._spec(k).zero == "end_stops" and any(
                         s.relative_to == self.joints[k].joint and s.direction == "swings_with"
                         for s in self.spec.joints):
-                    logs.append(self._shuttle(k))
+                    logs.append(self._phase(self._shuttle, k))
             for k, j in enumerate(self.joints):
                 if not j.actuated and self._spec(k).zero == "hang":
                     zero[j.joint] = float(np.median(np.concatenate([g.q[:, k] for g in logs])))
-            sign = self._directions(zero, logs)
+            sign = self._phase(self._directions, zero, logs)
             for j in self.joints:
                 if sign[j.joint] != 1:
                     raise CalibrationError(
@@ -241,6 +249,25 @@ class Calibrator:
                         "calibration file is stale or the servo was remounted; re-run "
                         "`robot-meta calibrate`", j.joint)
         return sign
+
+    def _phase(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one step of the procedure; after a transient bus failure (a lost or corrupted
+        packet beyond the bus retries, a watchdog expiry after a stall: the Robot has turned
+        torque off) wait, re-arm and repeat the step from where the robot came to rest, up to
+        ``phase_attempts`` times, as a session repeats a rollout. A servo that stays silent
+        fails every attempt and the last error, naming its joint, propagates."""
+        n = self.cfg.phase_attempts
+        for attempt in range(n):
+            try:
+                if attempt:
+                    self.clock.sleep(0.5)
+                    self.robot.enable()
+                return fn(*args)
+            except TRANSIENT as e:
+                if attempt + 1 == n:
+                    raise
+                self.status(f"{e}; torque is off: repeating this step ({attempt + 1}/{n})")
+        raise AssertionError("unreachable")
 
     # ---- the session: limits, torque, Ctrl-C -------------------------------------------------
     class _Session:
@@ -307,7 +334,8 @@ class Calibrator:
             qs.append(s.q.copy())
             dqs.append(s.dq.copy())
             cur.append(np.asarray(sent, dtype=float).copy())
-            k += 1
+            # Next tick; ticks already missed are skipped, not sent in a burst.
+            k = max(k + 1, int((self.clock.now() - t0) / dt) + 1)
             self.clock.sleep(t0 + k * dt - self.clock.now())
         n, m = len(self.joints), len(self.act)
         return Log(np.array(ts), np.array(qs).reshape(-1, n), np.array(dqs).reshape(-1, n),

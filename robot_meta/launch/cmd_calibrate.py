@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from robot_meta.calibration.calibrator import Calibrator
     from robot_meta.calibration.errors import CalibrationError
-    from robot_meta.runtime.connect import hardware_map_for, open_robot
+    from robot_meta.runtime.connect import hardware_map_for
 
     cfg = load_config(args)
 
@@ -55,11 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = calibration_path(cfg)
     if args.check:
-        robot = open_robot(cfg, calibration=True)
-        try:
-            signs = Calibrator(robot, status=status).check()
-        finally:
-            robot.close()
+        signs = _with_retries(cfg, True, status, lambda robot: Calibrator(robot, status=status).check())
         out = {"file": str(path), "ok": True, "joints": sorted(signs)}
         print(json.dumps(out) if args.json else f"{path}: every joint moves as calibrated")
         return 0
@@ -93,26 +89,47 @@ def run(args: argparse.Namespace) -> int:
 def calibrate(cfg: Any, status: Callable[[str], None], attempts: int = 5) -> Any:
     """Connect (uncalibrated), check the servos' own Homing Offset and Drive Mode registers,
     and run the :class:`~robot_meta.calibration.calibrator.Calibrator`; returns the
-    RobotCalibration (not saved). A transient bus failure (a lost or corrupted packet beyond
-    the bus retries, or a watchdog expiry after a stall: the Robot turned torque off) starts the
-    calibration over, up to ``attempts`` times, as an adaptation session retries a rollout; a
-    servo that stays silent fails every attempt and is reported with its joint."""
+    RobotCalibration (not saved). A transient bus failure starts it over (see
+    :func:`_with_retries`)."""
     from robot_meta.calibration.calibration_file import check_servo_registers
     from robot_meta.calibration.calibrator import Calibrator
-    from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
-    from robot_meta.runtime.connect import hardware_map_for, open_robot
+    from robot_meta.runtime.connect import hardware_map_for
 
     hw = hardware_map_for(cfg)
+
+    def once(robot: Any) -> Any:
+        check_servo_registers(robot.bus, hw)
+        return Calibrator(robot, status=status).run()
+
+    return _with_retries(cfg, False, status, once, attempts)
+
+
+def _with_retries(cfg: Any, calibration: bool, status: Callable[[str], None],
+                  fn: Callable[[Any], Any], attempts: int = 5) -> Any:
+    """Open the robot (``calibration``: in its calibrated frame) and return ``fn(robot)``;
+    torque is off and the port closed afterwards. A transient bus failure (a lost or corrupted
+    packet beyond the bus retries, or a watchdog expiry after a stall: the Robot turned torque
+    off) starts over, up to ``attempts`` times, as an adaptation session retries a rollout; a
+    servo that stays silent fails every attempt and is reported with its joint."""
+    from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
+    from robot_meta.runtime.connect import open_robot
+
+    transient = (ServoTimeoutError, CorruptPacketError, TorqueLostError)
     for attempt in range(attempts):
-        robot = open_robot(cfg, calibration=False)
         try:
-            check_servo_registers(robot.bus, hw)
-            return Calibrator(robot, status=status).run()
-        except (ServoTimeoutError, CorruptPacketError, TorqueLostError) as e:
+            robot = open_robot(cfg, calibration=calibration)
+        except transient as e:
             if attempt + 1 == attempts:
                 raise
-            status(f"calibration interrupted by the bus ({e}); starting over "
-                   f"({attempt + 1}/{attempts})")
+            status(f"could not connect ({e}); trying again ({attempt + 1}/{attempts})")
+            time.sleep(1.0)
+            continue
+        try:
+            return fn(robot)
+        except transient as e:
+            if attempt + 1 == attempts:
+                raise
+            status(f"interrupted by the bus ({e}); starting over ({attempt + 1}/{attempts})")
         finally:
             robot.close()  # torque off
         time.sleep(1.0)
