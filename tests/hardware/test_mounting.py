@@ -55,3 +55,29 @@ def test_twin_params_file_mounting_keys(tmp_path: Path) -> None:
         p.write_text(f'robot = "cartpole"\n[params]\n{bad}\n')
         with pytest.raises(SpecError, match=msg):
             load_twin_file(p)
+
+
+def test_a_policy_action_pushes_the_same_way_on_a_calibrated_reversed_servo() -> None:
+    """write_action is a joint effort (the MJCF gear convention): on a servo mounted reversed
+    and calibrated as such, the same action gives the same true effort as on one mounted as
+    designed."""
+    from robot_meta.calibration.calibration_file import (
+        MotorCalibration,
+        RobotCalibration,
+        apply_calibration,
+    )
+
+    bus, robot = _robot({"elbow_reversed": 1})
+    try:
+        robot.hw = apply_calibration(bus.emulated.hw, RobotCalibration("arm2", {
+            "shoulder": MotorCalibration(1, 0, 0, 288, 3808),
+            "elbow": MotorCalibration(2, 1, 0, 419, 3677)}))
+        robot.enable()
+        sent = robot.write_action([0.5, 0.5])
+        bus.advance(0.002)
+        tau = bus.emulated.plant.last_effort
+        assert sent == pytest.approx([0.5, 0.5], abs=0.01)
+        assert tau[0] > 0 and tau[1] == pytest.approx(tau[0])  # both push toward +q
+    finally:
+        robot.close()
+        bus.shutdown()
