@@ -83,7 +83,7 @@ def session(
         # The previous session ended with torque off, and the arm may still be swinging down:
         # flash's torque-off dry run refuses a joint moving beyond its limits. Let it settle.
         try:
-            flash(bundle, cfg)
+            flash(bundle, cfg, calibration=False)  # the emulator mounts its servos as designed
             break
         except SafetyError as e:
             if attempt == 5:
@@ -107,6 +107,7 @@ def session(
         spec,
         session_dir=out / "session",
         status=lambda m: print("      " + m, file=sys.stderr, flush=True),
+        calibration=False,  # the emulator mounts its servos as designed
     ).run()
     assert res.after is not None and res.oracle is not None and res.robust is not None
     return {

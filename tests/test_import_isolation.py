@@ -56,3 +56,18 @@ def test_session_flash_and_task_code_import_without_training_stack() -> None:
         for robot in ("arm2", "cartpole"):
             assert get_robot(robot).task().obs_dim > 0
     """)
+
+
+def test_calibration_imports_without_training_stack_or_scipy() -> None:
+    """Motor calibration runs on the robot computer: no torch, mujoco or scipy."""
+    body = """
+        import robot_meta.calibration.calibrator, robot_meta.calibration.calibration_file
+        import robot_meta.launch.cmd_calibrate
+        from robot_meta.calibration.spec import load_calibration_spec
+        for robot in ("arm2", "cartpole"):
+            assert load_calibration_spec(robot).joints
+    """
+    code = BLOCKER.replace('"matplotlib")', '"matplotlib", "scipy")') + textwrap.dedent(body) + CHECK
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")

@@ -18,6 +18,14 @@ Each physics step of ``physics_dt``:
    the motor's actual current and the supply voltage after sag as the plant reports them
    (Present Current, Present PWM, Present Input Voltage).
 
+The servos' hidden mounting (:class:`~robot_meta.hardware.servos.Mounting`: the
+``<joint>_encoder_offset`` and ``<joint>_reversed`` keys of a hidden-params file) acts on both
+sides of the plant: a reversed servo (s = -1) pushes with s * tau for a commanded current and
+reports s * q_meas, s * dq_meas and s * I; every reported position is then shifted by the
+encoder offset o (rad at the shaft, o * r in joint units): q_reported = s * q_meas + o * r.
+This is what a servo mounted the other way round, or with its horn at another spline tooth,
+shows before ``robot-meta calibrate``.
+
 Nothing here imports a simulator at module load: the twin and MuJoCo plants import lazily.
 """
 
@@ -37,7 +45,7 @@ from robot_meta.hardware.dynamixel.network import DeviceNetwork
 from robot_meta.hardware.hardware_map import HardwareMap
 
 if TYPE_CHECKING:
-    from robot_meta.hardware.servos import ServoEffects
+    from robot_meta.hardware.servos import Mounting, ServoEffects
     from robot_meta.sim.robots.robot_def import RobotDef
 
 # Rest poses: where the robot settles when unpowered (the cartpole's pole hangs down).
@@ -229,11 +237,13 @@ class EmulatedRobot:
         physics_dt: the plant step.
         baud: the baud rate the devices are configured for.
         seed: seeds the sensor-noise generator.
+        mounting: the servos' hidden mounting (encoder offsets, reversed servos; module
+            docstring); None: every servo mounted as designed.
     """
 
     def __init__(self, hw: HardwareMap, plant: Plant, *, factors: Mapping[str, float] | None = None,
                  control_dt: float = 0.02, physics_dt: float = 0.001, baud: int = 1_000_000,
-                 seed: int = 0):
+                 seed: int = 0, mounting: Mounting | None = None):
         self.hw = hw
         self.plant = plant
         self.physics_dt = physics_dt
@@ -249,6 +259,13 @@ class EmulatedRobot:
         self._joint_devices = [self.devices[j.motor_id] for j in hw.joints]
         self._act_joints = hw.actuated
         self._act_devices = [self.devices[j.motor_id] for j in hw.actuated]
+        # Mounting: s = -1 for a reversed servo; the offset in joint units, o * r.
+        self.mounting = mounting
+        self._sign = np.array([float(mounting.sign(j.joint)) if mounting else 1.0
+                               for j in hw.joints])
+        self._offset = np.array([mounting.offset(j.joint) * j.transmission if mounting else 0.0
+                                 for j in hw.joints])
+        self._act_sign = np.array([self._sign[k] for k, j in enumerate(hw.joints) if j.actuated])
         self._direction = np.array([float(j.direction) for j in hw.actuated])
         motors = [j.servo.motor for j in hw.actuated if j.servo.motor is not None]
         self.nominal_supply_v = motors[0].nominal_voltage if motors else math.nan
@@ -284,14 +301,23 @@ class EmulatedRobot:
         """Build from a bundled robot: ``plant`` is ``"twin"`` (PyBullet), ``"mujoco"``,
         ``"none"`` (a :class:`StaticPlant`) or a PhysicsBackend instance with one env. A
         hidden-params file's ``[servo]`` effects go to the twin."""
+        from robot_meta.hardware.servos import Mounting
         from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 
         rdef = robot if isinstance(robot, RobotDef) else get_robot(robot)
         effects = None
-        if plant == "twin" and isinstance(params, str | Path):
-            from robot_meta.sim.randomize import load_twin_params
+        mounting = Mounting()
+        if isinstance(params, str | Path):
+            from robot_meta.sim.randomize import load_twin_file
 
-            _, vec, effects = load_twin_params(params, robot=rdef.name)  # one read of the file
+            _, vec, fx, mounting = load_twin_file(params, robot=rdef.name)  # one read of the file
+            if plant == "twin":
+                effects = fx
+        elif isinstance(params, Mapping):
+            from robot_meta.sim.randomize import params_from_dict, split_mounting
+
+            mounting, values = split_mounting(rdef, params, "params")
+            vec = params_from_dict(rdef, values, "params")
         else:
             vec = resolve_params(rdef, params)
         pose = dict(REST_POSE.get(rdef.name, {}))
@@ -317,7 +343,7 @@ class EmulatedRobot:
             dt = pl.physics_dt
         factors = dict(zip(rdef.factor_names, vec.tolist(), strict=True))
         return cls(rdef.hardware_map, pl, factors=factors, control_dt=rdef.control_dt,
-                   physics_dt=dt, baud=baud, seed=seed)
+                   physics_dt=dt, baud=baud, seed=seed, mounting=mounting)
 
     # ---- time ---------------------------------------------------------------------------------
     def advance_to(self, t: float) -> int:
@@ -357,10 +383,11 @@ class EmulatedRobot:
             applied = np.where(np.array(on)[:, None], applied, self._off)
         self.applied_drive = applied
         pwm = np.isfinite(applied[:, 1])
-        effort = np.array([0.0 if p else j.current_to_effort(float(i)) for j, i, p in
-                           zip(self._act_joints, applied[:, 0], pwm, strict=True)])
-        # Joint frame: a duty d pushes the joint toward direction * d.
-        duty = self._direction * applied[:, 1] if pwm.any() else None
+        # A reversed servo (sign s = -1) pushes the joint with s * K_t I / r.
+        effort = np.array([0.0 if p else s * j.current_to_effort(float(i)) for j, i, p, s in
+                           zip(self._act_joints, applied[:, 0], pwm, self._act_sign, strict=True)])
+        # Joint frame: a duty d pushes the joint toward s * direction * d.
+        duty = self._act_sign * self._direction * applied[:, 1] if pwm.any() else None
         self.plant.step(effort, self.physics_dt, duty)
         self.time = now + self.physics_dt
         self.steps += 1
@@ -372,8 +399,8 @@ class EmulatedRobot:
         strength); the request itself for a joint without servo physics."""
         out = np.zeros(len(self._act))
         volts = self.supply_v
-        for n, (k, j, dev) in enumerate(zip(self._act, self._act_joints, self._act_devices,
-                                            strict=True)):
+        for n, (k, j, dev, s) in enumerate(zip(self._act, self._act_joints, self._act_devices,
+                                               self._act_sign, strict=True)):
             i_req, d = (float(x) for x in self.applied_drive[n])
             servo = j.servo
             if not (dev.online and dev.torque_enabled):
@@ -382,7 +409,7 @@ class EmulatedRobot:
                 out[n] = i_req
                 continue
             kt = j.torque_constant
-            omega = j.direction * float(dq[self._cols[k]]) / j.transmission  # motor rad/s
+            omega = s * j.direction * float(dq[self._cols[k]]) / j.transmission  # motor rad/s
             t_max = kt * dev.get("current_limit") * j.current_unit_a
             if math.isfinite(d):
                 tau = servo.pwm_torque(d, omega, volts, t_max)
@@ -397,9 +424,10 @@ class EmulatedRobot:
         self.supply_v = self.nominal_supply_v if volts is None else volts
         measured = self.plant.motor_current()
         # The plant's currents are in the effort's frame (effort = K_t I / r): the motor's
-        # frame is direction * I.
+        # frame is s * direction * I (s = -1 for a reversed servo).
         self.motor_current = (self._estimate_currents(dq) if measured is None
-                              else self._direction * np.asarray(measured, dtype=float))
+                              else self._act_sign * self._direction
+                              * np.asarray(measured, dtype=float))
         n = len(self._joints)
         noise = self.rng.standard_normal((2, n)) if (self.pos_noise or self.vel_noise) else None
         currents = dict(zip(self._act, self.motor_current.tolist(), strict=True))
@@ -411,6 +439,9 @@ class EmulatedRobot:
             if noise is not None:
                 qk += self.pos_noise * noise[0, k]
                 dqk += self.vel_noise * noise[1, k]
+            # Mounting: q_reported = s * q_meas + o * r, dq_reported = s * dq_meas.
+            qk = self._sign[k] * qk + self._offset[k]
+            dqk = self._sign[k] * dqk
             d.update_present(qk, dqk, currents.get(k, 0.0), self.time, dt,
                              duties.get(k, math.nan), self.supply_v)
 

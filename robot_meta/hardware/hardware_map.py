@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from robot_meta.hardware.servos import ServoModel, load_servo
 
@@ -172,10 +173,15 @@ class HardwareMap:
 ROBOT_NAMES = ("cartpole", "arm2")
 
 
-def load_hardware_map(robot: str) -> HardwareMap:
-    """Return the hardware map of a bundled robot, importing only its plain-data module."""
+def hardware_module(robot: str) -> Any:
+    """The plain-data ``hardware`` module of a bundled robot (its hardware map, calibration
+    spec), imported without the rest of the robot's folder."""
     if robot not in ROBOT_NAMES:
         raise ValueError(f"unknown robot {robot!r}; known robots: {', '.join(ROBOT_NAMES)}")
-    module = importlib.import_module(f"robot_meta.sim.robots.{robot}.hardware")
-    hw: HardwareMap = module.HARDWARE_MAP
+    return importlib.import_module(f"robot_meta.sim.robots.{robot}.hardware")
+
+
+def load_hardware_map(robot: str) -> HardwareMap:
+    """Return the hardware map of a bundled robot, importing only its plain-data module."""
+    hw: HardwareMap = hardware_module(robot).HARDWARE_MAP
     return hw

@@ -382,12 +382,15 @@ class Robot:
                                                                         strict=True)])
 
     def write_action(self, action: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Command a normalized policy action a in [-1, 1] (current = a * max_current_a, the
-        MJCF gear convention); returns the action actually sent."""
+        """Command a normalized policy action a in [-1, 1]: the joint effort a * gear (the MJCF
+        gear convention), i.e. the motor current direction * a * max_current_a (a servo
+        mounted reversed, direction -1, needs the opposite current for the same effort);
+        returns the action actually sent."""
         a = np.asarray(action, dtype=float).reshape(-1)
-        imax = np.array([j.max_current_a for j in self.hw.actuated])
-        sent = self.write_currents(a * imax)
-        result: np.ndarray = sent / imax
+        # current per unit action, signed: I = direction * a * I_max
+        scale = np.array([j.direction * j.max_current_a for j in self.hw.actuated])
+        sent = self.write_currents(a * scale)
+        result: np.ndarray = sent / scale
         return result
 
     def write_positions(self, q_goal: Sequence[float] | np.ndarray) -> np.ndarray:

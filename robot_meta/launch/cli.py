@@ -20,6 +20,7 @@ COMMANDS = (
     "eval",
     "export",
     "emulate",
+    "calibrate",
     "flash",
     "adapt",
     "sysid",

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from robot_meta.launch.robot_args import add_robot_args, load_config
+from robot_meta.launch.robot_args import add_calibration_arg, add_robot_args, load_config
 
 if TYPE_CHECKING:
     from robot_meta.runtime.session import SessionResult
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "saved for `robot-meta run`; a Markdown report with plots is written into the "
                     "session directory.")
     add_robot_args(p)
+    add_calibration_arg(p)
     p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts K (default 3)")
     p.add_argument("--method", default="auto",
                    choices=["auto", "context", "rma", "gradient", "context-step", "rl2", "latent-search",
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     session = AdaptationSession(cfg, spec, session_dir=args.resume or args.session,
                                 resume=bool(args.resume), status=status,
-                                robot_kwargs={"overspeed_factor": args.overspeed_factor or None})
+                                robot_kwargs={"overspeed_factor": args.overspeed_factor or None},
+                                calibration=not args.no_calibration)
     status(f"session {session.store.root}: {session.method} on {cfg.robot} ({cfg.port}), "
            f"{len(session.plan)} rollouts planned")
     res = session.run()
@@ -98,6 +100,8 @@ def reproduce(args: argparse.Namespace) -> str:
         v = getattr(args, opt)
         if v not in (None, "", 0) or opt == "overspeed_factor" and v == 0:
             parts += [f"--{opt.replace('_', '-')}", str(v)]
+    if getattr(args, "no_calibration", False):
+        parts.append("--no-calibration")
     return " ".join(shlex.quote(p) for p in parts)
 
 

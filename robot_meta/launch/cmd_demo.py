@@ -6,11 +6,14 @@
 2. export both to ONNX bundles (``robot-meta export``);
 3. start the emulator (``robot-meta emulate arm2``) with a hidden robot as built (``--hidden``
    for your own file): by default a 0.45 kg payload (beyond the 0..0.4 kg training range), both
-   servo horns homed off (+0.2 and -0.15 rad), a 10.8 V supply, one control step of latency,
-   and the servo effects no simulator of ours models (stiction, backlash, a 12-bit encoder, a
-   current loop and supply sag; ``xm430-w350.toml``). The overspeed trip stays on;
-4. flash the bundle to the emulated robot (``robot-meta flash``);
-5. adapt with 3 rollouts (``robot-meta adapt``), evaluating zero-shot (before), adapted
+   servo horns homed off (encoder offsets +0.2 and -0.15 rad) and the elbow servo mounted the
+   other way round, a 10.8 V supply, one control step of latency, and the servo effects no
+   simulator of ours models (stiction, backlash, a 12-bit encoder, a current loop and supply
+   sag; ``xm430-w350.toml``). The overspeed trip stays on;
+4. calibrate it (``robot-meta calibrate``): each joint's zero, direction and range, written to
+   ``deploy/calibration.json``;
+5. flash the bundle to the emulated robot (``robot-meta flash``);
+6. adapt with 3 rollouts (``robot-meta adapt``), evaluating zero-shot (before), adapted
    (after), the oracle (the emulator's true parameters) and the robust baseline on the same
    targets; print the table and the path of the report.
 
@@ -74,8 +77,9 @@ description = "robot-meta demo: a servo arm as built, not as simulated"
 
 [params]
 payload_mass = {payload}      # kg (servo family trains on 0..0.4)
-shoulder_bias = 0.2           # rad: the shoulder horn homed most of a spline tooth off
-elbow_bias = -0.15            # rad
+shoulder_encoder_offset = 0.2  # rad: the shoulder horn homed most of a spline tooth off
+elbow_encoder_offset = -0.15  # rad
+elbow_reversed = 1            # the elbow servo mounted the other way round
 supply_voltage = 10.8         # V: a half-empty 3S pack
 latency_steps = 1             # control steps
 shoulder_frictionloss = 0.06  # N*m
@@ -125,6 +129,18 @@ def _export(run_dir: Path, bundle: Path) -> None:
         raise UserError(f"export of {run_dir} failed (exit {rc})")
 
 
+def _calibrate(cfg: Any) -> dict[str, Any]:
+    """``robot-meta calibrate`` on the emulated robot: its calibration summary (as --json)."""
+    from robot_meta.calibration.calibration_file import calibration_path
+    from robot_meta.launch.cmd_calibrate import calibrate
+    from robot_meta.runtime.connect import hardware_map_for
+
+    cal = calibrate(cfg, status=lambda m: None)
+    path = cal.save(calibration_path(cfg))
+    return {"joints": cal.summary(hardware_map_for(cfg)), "file": str(path),
+            "robot_seconds": round(cal.robot_seconds, 3)}
+
+
 def run(args: argparse.Namespace) -> int:
     from robot_meta.errors import UserError
     from robot_meta.launch.emulator_process import EmulatorProcess
@@ -151,17 +167,17 @@ def run(args: argparse.Namespace) -> int:
 
     family = args.family or headline_family("arm2")
     if not args.run:
-        _say(args, f"[1/5] meta-training arm2-{family}-{args.method} for {budget_text} -> {run_dir}")
+        _say(args, f"[1/6] meta-training arm2-{family}-{args.method} for {budget_text} -> {run_dir}")
         _train(f"arm2-{family}-{args.method}", run_dir, budget, args.seed)
     if base_dir is not None and not args.baseline_run:
-        _say(args, f"[1/5] training the robust PPO baseline for {budget_text} -> {base_dir}")
+        _say(args, f"[1/6] training the robust PPO baseline for {budget_text} -> {base_dir}")
         _train(f"arm2-{family}-ppo", base_dir, budget, args.seed)
     timings["train_s"] = time.perf_counter() - t0
 
     # 2. export
     t = time.perf_counter()
     bundle, base_bundle = work / "bundle", work / "bundle-ppo"
-    _say(args, f"[2/5] exporting {run_dir} -> {bundle}")
+    _say(args, f"[2/6] exporting {run_dir} -> {bundle}")
     _export(run_dir, bundle)
     if base_dir is not None:
         _export(base_dir, base_bundle)
@@ -174,17 +190,26 @@ def run(args: argparse.Namespace) -> int:
 
         load_twin_params(args.hidden, robot="arm2")  # a clear error before anything starts
         hidden.write_text(Path(args.hidden).read_text())
-        _say(args, f"[3/5] emulating arm2 with the hidden robot of {args.hidden}")
+        _say(args, f"[3/6] emulating arm2 with the hidden robot of {args.hidden}")
     else:
         hidden.write_text(_hidden_robot(args.hidden_payload))
-        _say(args, f"[3/5] emulating arm2 as built: a hidden {args.hidden_payload:g} kg payload, "
-                   "horns homed off, a 10.8 V supply, latency and servo effects")
+        _say(args, f"[3/6] emulating arm2 as built: a hidden {args.hidden_payload:g} kg payload, "
+                   "horns homed off, a reversed elbow servo, a 10.8 V supply, latency and servo "
+                   "effects")
     with EmulatorProcess("arm2", hidden, seed=args.seed, log=work / "emulator.log") as emu:
         cfg = load_robot_config("arm2").with_overrides(port=emu.port, deploy_dir=work / "deploy")
-        # 4. flash
+        # 4. calibrate
+        t = time.perf_counter()
+        calibration = _calibrate(cfg)
+        timings["calibrate_s"] = time.perf_counter() - t
+        _say(args, "[4/6] calibrated: " + ", ".join(
+            f"{j} offset {r['offset_rad']:+.3f} rad{' (reversed)' if r['reversed'] else ''}"
+            for j, r in calibration["joints"].items())
+            + f", {calibration['robot_seconds']:.0f} s on the robot")
+        # 5. flash
         t = time.perf_counter()
         res = flash(bundle, cfg)
-        _say(args, f"[4/5] flashed {res.version}: hardware matches, torque-off dry run passed")
+        _say(args, f"[5/6] flashed {res.version}: hardware matches, torque-off dry run passed")
         # 5. adapt
         spec = SessionSpec(method="auto", rollouts=args.rollouts, eval_rollouts=args.eval_rollouts,
                            episode_steps=args.episode_steps, seed=args.seed,
@@ -195,13 +220,14 @@ def run(args: argparse.Namespace) -> int:
         # so a trained policy cannot drive a joint past the no-load speed.
         session = AdaptationSession(cfg, spec, session_dir=work / "session",
                                     status=lambda m: _say(args, "      " + m))
-        _say(args, f"[5/5] adapting: {len(session.plan)} rollouts on the emulated robot")
+        _say(args, f"[6/6] adapting: {len(session.plan)} rollouts on the emulated robot")
         result = session.run()
         timings["session_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     out: dict[str, Any] = {**result.public(), "method": result.method, "report": result.report,
                            "deadlines": result.deadlines, "family": family,
                            "hidden_payload_kg": None if args.hidden else args.hidden_payload,
+                           "calibration": calibration,
                            "timings": {k: round(v, 1) for k, v in timings.items()}}
     if args.json:
         print(json.dumps(out, indent=2))

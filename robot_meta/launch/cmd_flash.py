@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from robot_meta.launch.robot_args import add_robot_args, load_config
+from robot_meta.launch.robot_args import add_calibration_arg, add_robot_args, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "with version history. --rollback restores the previous version.")
     p.add_argument("bundle", nargs="?", help="the bundle directory (from robot-meta export)")
     add_robot_args(p)
+    add_calibration_arg(p)
     p.add_argument("--rollback", action="store_true",
                    help="make the previously installed bundle current again (no bundle argument)")
     p.add_argument("--dry-run-cycles", type=int, default=25,
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give the bundle directory to flash (or --rollback)")
     if args.dry_run_cycles < 0:
         raise UserError("--dry-run-cycles must be >= 0")
-    res = flash(args.bundle, cfg, dry_run_cycles=args.dry_run_cycles)
+    res = flash(args.bundle, cfg, dry_run_cycles=args.dry_run_cycles,
+                calibration=not args.no_calibration)
     if args.json:
         print(json.dumps(res.as_dict(), indent=2))
         return 0

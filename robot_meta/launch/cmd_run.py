@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from robot_meta.launch.robot_args import add_robot_args, load_config
+from robot_meta.launch.robot_args import add_calibration_arg, add_robot_args, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "hardware safety layer. Episodes of the bundle's task follow each other, each "
                     "after a motor-driven reset. Ctrl-C turns torque off.")
     add_robot_args(p)
+    add_calibration_arg(p)
     p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
     p.add_argument("--episode-steps", type=int, default=0,
                    help="control steps per episode (default: the task's episode length)")
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         mode = "adapt"
     elif method == "rma":
         mode = "adapt"  # RMA adapts online without a session
-    robot = open_robot(cfg, overspeed_factor=args.overspeed_factor or None)
+    robot = open_robot(cfg, calibration=not args.no_calibration,
+                       overspeed_factor=args.overspeed_factor or None)
     total = DeadlineStats(bundle.manifest.control_dt)
     returns: list[float] = []
     t_end = time.monotonic() + args.duration

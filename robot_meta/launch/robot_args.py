@@ -22,3 +22,11 @@ def load_config(args: argparse.Namespace) -> Any:
     from robot_meta.runtime.robot_config import load_robot_config
 
     return load_robot_config(args.robot).with_overrides(args.port, args.baud, args.deploy_dir)
+
+
+def add_calibration_arg(p: argparse.ArgumentParser) -> None:
+    """Add ``--no-calibration`` (flash, adapt, run refuse an uncalibrated robot without it)."""
+    p.add_argument("--no-calibration", action="store_true",
+                   help="run on the hardware map as designed, without the robot's "
+                        "calibration.json (only for servos mounted exactly as designed; by "
+                        "default an uncalibrated robot is refused: run `robot-meta calibrate`)")

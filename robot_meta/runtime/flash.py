@@ -182,10 +182,20 @@ def dry_run(robot: Any, bundle: Bundle, cycles: int) -> dict[str, Any]:
 
 
 def flash(bundle_dir: str | Path, cfg: RobotConfig, *, dry_run_cycles: int = 25,
-          robot_factory: Callable[[], Any] | None = None, source: str = "") -> FlashResult:
-    """Verify, dry-run and install a bundle; see the module docstring."""
+          robot_factory: Callable[[], Any] | None = None, source: str = "",
+          calibration: bool = True) -> FlashResult:
+    """Verify, dry-run and install a bundle; see the module docstring. ``calibration``: the
+    robot must have a calibration file that matches it (``robot-meta calibrate``), and the dry
+    run reads it in the calibrated frame; False: the hardware map as designed."""
     bundle, signer = verify_bundle(bundle_dir, cfg)
-    robot = robot_factory() if robot_factory else open_robot(cfg)
+    cal_record: dict[str, Any] = {"applied": False}
+    if calibration:
+        from robot_meta.calibration.calibration_file import calibration_path
+
+        hardware_map_for(cfg, calibration=True)  # refuses an uncalibrated robot before connecting
+        path = calibration_path(cfg)
+        cal_record = {"applied": True, "file": str(path), "sha256": sha256_file(path)}
+    robot = robot_factory() if robot_factory else open_robot(cfg, calibration=calibration)
     try:
         hardware = check_hardware(robot, bundle, cfg)
         dry = dry_run(robot, bundle, dry_run_cycles) if dry_run_cycles > 0 else {"cycles": 0}
@@ -195,7 +205,8 @@ def flash(bundle_dir: str | Path, cfg: RobotConfig, *, dry_run_cycles: int = 25,
     record = {"robot": cfg.robot, "port": cfg.port, "source": source or str(Path(bundle_dir).resolve()),
               "method": bundle.manifest.method, "task": bundle.manifest.task,
               "manifest_sha256": sha256_file(Path(bundle_dir) / MANIFEST), "signer": signer,
-              "hardware": hardware, "dry_run": dry, "config": cfg.source}
+              "hardware": hardware, "dry_run": dry, "config": cfg.source,
+              "calibration": cal_record}
     path = store.install(bundle_dir, record)
     return FlashResult(path, path.name, signer, hardware, dry)
 

@@ -6,7 +6,7 @@
     deploy_dir = "~/.robot_meta/arm2"    # bundles, version history, sessions
     control_hz = 50.0                    # must match the bundle's control_dt
     watchdog_ms = 100                    # servo bus watchdog (20 ms units on the wire)
-    calibration = ""                     # optional calibration file
+    calibration = ""                     # calibration.json (default <deploy_dir>/calibration.json)
     trusted_keys = []                    # ed25519 public keys (hex); when set, flash needs a signature
     [motor_ids]                          # optional: joint = ID, defaults to the hardware map
     shoulder = 1

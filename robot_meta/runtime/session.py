@@ -120,14 +120,21 @@ class AdaptationSession:
         robot_factory: opens a connected robot (default: the config's port).
         status: called with one-line progress messages.
         robot_kwargs: passed to :class:`~robot_meta.hardware.Robot` (e.g. ``overspeed_factor``).
+        calibration: the robot must be calibrated (``robot-meta calibrate``) and runs in its
+            calibrated frame; False: the hardware map as designed (``--no-calibration``).
     """
 
     def __init__(self, cfg: RobotConfig, spec: SessionSpec, *, session_dir: str | Path | None = None,
                  resume: bool = False, robot_factory: Callable[[], Any] | None = None,
                  status: Callable[[str], None] | None = None,
-                 robot_kwargs: dict[str, Any] | None = None):
+                 robot_kwargs: dict[str, Any] | None = None, calibration: bool = True):
         self.cfg = cfg
         self.robot_kwargs = robot_kwargs or {}
+        self.calibration = calibration
+        if calibration and robot_factory is None:
+            from robot_meta.runtime.connect import hardware_map_for
+
+            hardware_map_for(cfg, calibration=True)  # refuse an uncalibrated robot up front
         self.max_attempts = 5
         self.deploy = DeployStore(cfg.deploy_dir)
         current = self.deploy.current()
@@ -365,7 +372,7 @@ class AdaptationSession:
     def _open_robot(self) -> Any:
         from robot_meta.runtime.connect import open_robot
 
-        return open_robot(self.cfg, **self.robot_kwargs)
+        return open_robot(self.cfg, calibration=self.calibration, **self.robot_kwargs)
 
     # ---- results ---------------------------------------------------------------------------
     def summarize(self, done: dict[int, dict[str, Any]]) -> SessionResult:

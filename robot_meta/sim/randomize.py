@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.hardware.servos import ServoEffects, ServoSpecError
+from robot_meta.hardware.servos import Mounting, ServoEffects, ServoSpecError
 from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 from robot_meta.sim.task import InitSpec
 
@@ -363,7 +363,27 @@ def load_twin_params(path: str | Path, robot: str | None = None
     """Read a hidden-parameter file for the twin: ``robot``, a ``[params]`` table of factor
     values (missing factors are nominal) and an optional ``[servo]`` table of unmodeled servo
     effects (:class:`robot_meta.hardware.servos.ServoEffects`; missing effects are off).
-    Returns the robot, its (F,) parameter vector and the effects."""
+    Returns the robot, its (F,) parameter vector and the effects. The ``[params]`` keys of the
+    servos' mounting (``<joint>_encoder_offset``, ``<joint>_reversed``) are validated and left
+    out; :func:`load_twin_file` returns them too."""
+    rdef, params, effects, _ = load_twin_file(path, robot)
+    return rdef, params, effects
+
+
+def split_mounting(robot: RobotDef, values: Mapping[str, Any], where: str
+                   ) -> tuple[Mounting, dict[str, Any]]:
+    """Take the mounting keys (``<joint>_encoder_offset`` [rad], ``<joint>_reversed`` 0/1; see
+    :mod:`robot_meta.hardware.servos.mounting`) out of {key: value}: (mounting, factors)."""
+    try:
+        return Mounting.split(values, robot.joints, where)
+    except ServoSpecError as e:
+        raise SpecError(str(e)) from e
+
+
+def load_twin_file(path: str | Path, robot: str | None = None
+                   ) -> tuple[RobotDef, np.ndarray, ServoEffects, Mounting]:
+    """:func:`load_twin_params` plus the hidden mounting of the servos (encoder offsets and
+    reversed servos, the emulator's miscalibration), from one read of the file."""
     data = read_toml(Path(path))
     unknown = set(data) - {"robot", "params", "servo", "description"}
     if unknown:
@@ -381,9 +401,10 @@ def load_twin_params(path: str | Path, robot: str | None = None
     values = data.get("params", {})
     if not isinstance(values, dict):
         raise SpecError(f"{path}: [params] must be a table of factor = value")
+    mounting, values = split_mounting(rdef, values, f"{path}: [params]")
     params = params_from_dict(rdef, values, f"{path}: [params]")
     try:
         effects = ServoEffects.from_table(data.get("servo", {}), f"{path}: [servo]")
     except ServoSpecError as e:
         raise SpecError(str(e)) from e
-    return rdef, params, effects
+    return rdef, params, effects, mounting

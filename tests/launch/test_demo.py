@@ -1,5 +1,6 @@
 """`robot-meta demo`, end to end: a tiny train -> export -> emulate (hidden payload beyond the
-training range) -> flash -> adapt, through the real CLI, the emulator process and its pty."""
+training range, servo horns homed off, a reversed elbow servo) -> calibrate -> flash -> adapt,
+through the real CLI, the emulator process and its pty."""
 
 import json
 from pathlib import Path
@@ -40,6 +41,11 @@ def test_tiny_train_export_emulate_flash_adapt(tmp_path: Path, capsys: pytest.Ca
     assert (tmp_path / "deploy" / "adapted" / "adapted.json").is_file()
     assert res["deadlines"]["fraction_met"] > 0.9  # loose: the machine is shared
     assert res["family"] == "servo" and res["hidden_payload_kg"] == 0.45
+    # step 4 calibrated the hidden horn offsets (+0.2, -0.15 rad) and the reversed elbow servo
+    cal = res["calibration"]["joints"]
+    assert cal["elbow"]["reversed"] and not cal["shoulder"]["reversed"]
+    assert abs(cal["shoulder"]["offset_rad"] - 0.2) < 0.01 and abs(cal["elbow"]["offset_rad"] + 0.15) < 0.01
+    assert (tmp_path / "deploy" / "calibration.json").is_file()
     journal = [json.loads(line) for line in
                (tmp_path / "session" / "journal.jsonl").read_text().splitlines()]
     limits = [e for e in journal if e["event"] == "servo_limits"]

@@ -23,12 +23,14 @@ def test_gradient_session_writes_an_adapted_bundle_that_run_uses(
     hidden.write_text('robot = "arm2"\n[params]\npayload_mass = 0.3\n')
     with EmulatorProcess("arm2", hidden, seed=1) as emu:
         cfg = robot_toml(tmp_path, emu.port)
-        out = cli("flash", str(maml_bundle[0]), "--robot", str(cfg), "--dry-run-cycles", "5")
+        out = cli("flash", str(maml_bundle[0]), "--robot", str(cfg), "--no-calibration",
+                  "--dry-run-cycles", "5")
         assert out.returncode == 0, out.stderr
         out = cli(
             "adapt",
             "--robot",
             str(cfg),
+            "--no-calibration",
             "--rollouts",
             "2",
             "--episode-steps",
@@ -65,6 +67,7 @@ def test_gradient_session_writes_an_adapted_bundle_that_run_uses(
             "run",
             "--robot",
             str(cfg),
+            "--no-calibration",
             "--duration",
             "6",  # long enough for a reset and an episode on a loaded machine
             "--episode-steps",

@@ -23,9 +23,10 @@ def test_rl2_session_and_run_on_the_emulated_robot(rl2_bundle: tuple[Path, Any],
     hidden.write_text('robot = "arm2"\n[params]\npayload_mass = 0.3\n')
     with EmulatorProcess("arm2", hidden, seed=1) as emu:
         cfg = robot_toml(tmp_path, emu.port)
-        out = cli("flash", str(rl2_bundle[0]), "--robot", str(cfg), "--dry-run-cycles", "5")
+        out = cli("flash", str(rl2_bundle[0]), "--robot", str(cfg), "--no-calibration",
+                  "--dry-run-cycles", "5")
         assert out.returncode == 0, out.stderr
-        out = cli("adapt", "--robot", str(cfg), "--method", "rl2", "--rollouts", "2",
+        out = cli("adapt", "--robot", str(cfg), "--no-calibration", "--method", "rl2", "--rollouts", "2",
                   "--episode-steps", STEPS, "--oracle-params", str(hidden), "--oracle-warmup", "1",
                   "--overspeed-factor", "0", "--json")
         assert out.returncode == 0, out.stderr
@@ -40,7 +41,7 @@ def test_rl2_session_and_run_on_the_emulated_robot(rl2_bundle: tuple[Path, Any],
         state = adapted["state"]
         assert state["kind"] == "recurrent" and state["rollouts"] == 2
         assert len(state["h"]) == RL2_HIDDEN and any(abs(x) > 0 for x in state["h"])
-        run = cli("run", "--robot", str(cfg), "--duration", "6", "--episode-steps", STEPS,
+        run = cli("run", "--robot", str(cfg), "--no-calibration", "--duration", "6", "--episode-steps", STEPS,
                   "--overspeed-factor", "0", "--json")
         assert run.returncode == 0, run.stderr
         ran = json.loads(run.stdout)

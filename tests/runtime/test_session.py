@@ -21,7 +21,7 @@ STEPS = "25"  # 0.5 s rollouts: the emulator runs in real time
 
 
 def _flash(bundle: Path, cfg: Path) -> None:
-    out = cli("flash", str(bundle), "--robot", str(cfg), "--dry-run-cycles", "5")
+    out = cli("flash", str(bundle), "--robot", str(cfg), "--no-calibration", "--dry-run-cycles", "5")
     assert out.returncode == 0, out.stderr
 
 
@@ -45,7 +45,9 @@ def test_session_on_a_lossy_bus_reports_and_run_uses_the_adapted_state(
     with EmulatorProcess("arm2", hidden, faults="drop=0.01,corrupt=0.01", seed=1) as emu:
         cfg = robot_toml(tmp_path, emu.port)
         _flash(bundles["pearl"][0], cfg)
-        out = cli("adapt", "--robot", str(cfg), "--rollouts", "2", "--episode-steps", STEPS,
+        out = cli("adapt", "--robot", str(cfg),
+                "--no-calibration",
+                  "--rollouts", "2", "--episode-steps", STEPS,
                   "--oracle-params", str(hidden), "--oracle-warmup", "1",
                   "--baseline", str(bundles["ppo"][0]), "--overspeed-factor", "0", "--json")
         assert out.returncode == 0, out.stderr
@@ -64,7 +66,7 @@ def test_session_on_a_lossy_bus_reports_and_run_uses_the_adapted_state(
         assert result["deadlines"]["cycles"] >= 7 * int(STEPS)
         adapted = json.loads((tmp_path / "deploy" / "adapted" / "adapted.json").read_text())
         assert adapted["state"]["kind"] == "posterior" and adapted["state"]["transitions"] == 2 * int(STEPS)
-        run = cli("run", "--robot", str(cfg), "--duration", "1", "--episode-steps", STEPS,
+        run = cli("run", "--robot", str(cfg), "--no-calibration", "--duration", "1", "--episode-steps", STEPS,
                   "--overspeed-factor", "0", "--json")
         assert run.returncode == 0, run.stderr
         ran = json.loads(run.stdout)
@@ -79,6 +81,7 @@ def test_sigkill_mid_rollout_then_resume_keeps_completed_rollouts(bundles: dict[
         _flash(bundles["pearl"][0], cfg)
         session = tmp_path / "session"
         argv = [sys.executable, "-m", "robot_meta.launch.cli", "adapt", "--robot", str(cfg),
+                "--no-calibration",
                 "--rollouts", "3", "--episode-steps", "50", "--session", str(session),
                 "--overspeed-factor", "0", "--json"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,7 +96,9 @@ def test_sigkill_mid_rollout_then_resume_keeps_completed_rollouts(bundles: dict[
         done = SessionStore(session).completed()
         assert [e["index"] for e in done] == [0]  # rollout 1 was in flight: not recorded
         first = (session / "rollouts" / done[0]["file"]).read_bytes()
-        out = cli("adapt", "--robot", str(cfg), "--resume", str(session), "--overspeed-factor", "0",
+        out = cli("adapt", "--robot", str(cfg),
+                "--no-calibration",
+                  "--resume", str(session), "--overspeed-factor", "0",
                   "--json")
         assert out.returncode == 0, out.stderr
         res = json.loads(out.stdout)
@@ -113,6 +118,7 @@ def test_ctrl_c_during_a_rollout_leaves_torque_off(bundles: dict[str, Any], tmp_
         _flash(bundles["pearl"][0], cfg)
         session = tmp_path / "session"
         argv = [sys.executable, "-m", "robot_meta.launch.cli", "adapt", "--robot", str(cfg),
+                "--no-calibration",
                 "--rollouts", "2", "--episode-steps", "150", "--session", str(session),
                 "--overspeed-factor", "0"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -138,7 +144,8 @@ def test_rma_online_and_latent_search_sessions_with_the_privileged_oracle(bundle
     with EmulatorProcess("arm2", hidden) as emu:
         cfg = robot_toml(tmp_path, emu.port)
         _flash(bundles["rma"][0], cfg)
-        common = ["--robot", str(cfg), "--episode-steps", "20", "--oracle-params", str(hidden),
+        common = ["--robot", str(cfg), "--no-calibration",
+                  "--episode-steps", "20", "--oracle-params", str(hidden),
                   "--overspeed-factor", "0", "--json"]
         out = cli("adapt", "--rollouts", "1", *common)
         assert out.returncode == 0, out.stderr

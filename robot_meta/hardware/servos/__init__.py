@@ -1,6 +1,7 @@
 """Servo models as data (one TOML file each) and the actuator envelope they imply."""
 
 from robot_meta.hardware.servos.effects import ServoEffects
+from robot_meta.hardware.servos.mounting import Mounting
 from robot_meta.hardware.servos.servo_model import (
     SERVO_DIR,
     GearboxSpec,
@@ -10,5 +11,5 @@ from robot_meta.hardware.servos.servo_model import (
     load_servo,
 )
 
-__all__ = ["SERVO_DIR", "GearboxSpec", "MotorSpec", "ServoEffects", "ServoModel", "ServoSpecError",
-           "load_servo"]
+__all__ = ["SERVO_DIR", "GearboxSpec", "MotorSpec", "Mounting", "ServoEffects", "ServoModel",
+           "ServoSpecError", "load_servo"]

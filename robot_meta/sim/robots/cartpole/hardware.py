@@ -40,6 +40,7 @@ The velocity limit, unit scales and torque constant come from the servo file
 
 import math
 
+from robot_meta.calibration.spec import CalibrationSpec, JointCalibration
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
 from robot_meta.sim.robots.cartpole import constants as C
 
@@ -70,5 +71,17 @@ HARDWARE_MAP = HardwareMap(
             position_limits=(-math.inf, math.inf),  # the pole spins freely
             velocity_limit=30.0,  # rad/s, beyond this the encoder reading is not trusted
         ),
+    ),
+)
+
+# Calibration (robot_meta.calibration.spec): the cart is driven slowly to both end stops (the
+# rail's centre is 0) and defines the positive sense; the pole hangs at pi, and a cart velocity
+# change toward +x kicks the hanging pole toward larger theta (its tip lags behind).
+CALIBRATION = CalibrationSpec(
+    robot="cartpole",
+    joints=(
+        JointCalibration(C.SLIDER, zero="end_stops", rest=0.0),
+        JointCalibration(C.HINGE, zero="hang", rest=math.pi, direction="swings_with",
+                         relative_to=C.SLIDER, expected_sign=1),
     ),
 )
