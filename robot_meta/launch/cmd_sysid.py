@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from robot_meta.launch.robot_args import add_robot_args, load_config
+from robot_meta.launch.robot_args import add_calibration_arg, add_robot_args, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "format), OUT/family.toml (the family narrowed to the 95 % intervals) and "
                     "OUT/report/. Factors the data cannot identify are reported as such.")
     add_robot_args(p)
+    add_calibration_arg(p)
     p.add_argument("--from", dest="sources", nargs="+", metavar="SESSION_DIR",
                    help="fit the rollouts of these session directories instead of exciting")
     p.add_argument("--resume", metavar="EXCITATION_DIR",
@@ -98,7 +99,9 @@ def excite(cfg: object, rdef: object, session: Path, args: argparse.Namespace,
     from robot_meta.calibration.excitation import ExcitationRunner, default_config
     from robot_meta.runtime.connect import open_robot
 
-    robot = open_robot(cfg, overspeed_factor=2.0)  # type: ignore[arg-type]
+    # the calibrated frame, as flash and adapt (sysid identifies the robot a policy will drive)
+    robot = open_robot(cfg, overspeed_factor=2.0,  # type: ignore[arg-type]
+                       calibration=not args.no_calibration)
     try:
         hw = robot.hw  # torque goes on in each rollout's reset (arming the watchdog then)
         q_start = np.array([math.pi if (not j.actuated and j.kind == "revolute") else 0.0

@@ -24,10 +24,11 @@ def test_context_step_session_adapts_z_and_run_uses_it(cavia_bundle: tuple[Path,
     hidden.write_text('robot = "arm2"\n[params]\npayload_mass = 0.3\n')
     with EmulatorProcess("arm2", hidden, seed=1) as emu:
         cfg = robot_toml(tmp_path, emu.port)
-        out = cli("flash", str(cavia_bundle[0]), "--robot", str(cfg), "--dry-run-cycles", "5")
+        out = cli("flash", str(cavia_bundle[0]), "--robot", str(cfg), "--dry-run-cycles", "5",
+                  "--no-calibration")
         assert out.returncode == 0, out.stderr
         out = cli("adapt", "--robot", str(cfg), "--rollouts", "2", "--episode-steps", STEPS,
-                  "--oracle-params", str(hidden), "--oracle-warmup", "1", "--json")
+                  "--oracle-params", str(hidden), "--oracle-warmup", "1", "--no-calibration", "--json")
         assert out.returncode == 0, out.stderr
         res = json.loads(out.stdout)
         assert len(res["rollouts"]) == 2, res
@@ -40,7 +41,8 @@ def test_context_step_session_adapts_z_and_run_uses_it(cavia_bundle: tuple[Path,
         z0 = np.asarray(cavia_bundle[1].z0().detach())
         assert np.abs(np.asarray(state["z"]) - z0).max() > 1e-6  # the step moved z
         assert state["loss_adapted"] < state["loss_prior"]  # and fitted the robot's transitions
-        run = cli("run", "--robot", str(cfg), "--duration", "6", "--episode-steps", STEPS, "--json")
+        run = cli("run", "--robot", str(cfg), "--duration", "6", "--episode-steps", STEPS,
+                  "--no-calibration", "--json")
         assert run.returncode == 0, run.stderr
         ran = json.loads(run.stdout)
         assert ran["adapted"] is True and ran["method"] == "context-step" and ran["episodes"] >= 1
