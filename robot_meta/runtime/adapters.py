@@ -156,7 +156,9 @@ class PosteriorAdapter(Adapter):
         self._current.append(np.concatenate([obs, action, [reward], next_obs]).astype(np.float32))
 
     def end(self, ret: float) -> None:
-        if self.mode == "adapt" and self._current:
+        # only the rollouts the session learns from: an evaluation ("after") rollout in adapt
+        # mode acts with the posterior and must not grow it, or later ones see more data
+        if self.learning and self.mode == "adapt" and self._current:
             self.context.append(np.stack(self._current))
         self._current = []
 

@@ -26,6 +26,7 @@ def test_posterior_narrows_with_data_and_round_trips(bundles: dict[str, Any]) ->
     assert np.all(ad.z == 0) and ad.uncertainty() == pytest.approx(1.0)
     stds = []
     for k in range(3):
+        ad.learning = True  # an adaptation rollout
         ad.begin("adapt")
         for o, a, r, o2 in _transitions(40, k):
             ad.observe(o, a, r, o2)
@@ -33,6 +34,12 @@ def test_posterior_narrows_with_data_and_round_trips(bundles: dict[str, Any]) ->
         stds.append(ad.uncertainty())
     # product of Gaussians: each rollout adds precision, so the posterior std only shrinks
     assert stds[0] < 1.0 and stds[2] < stds[1] < stds[0]
+    ad.learning = False  # an evaluation rollout acts with the posterior but does not grow it
+    ad.begin("adapt")
+    for o, a, r, o2 in _transitions(40, 7):
+        ad.observe(o, a, r, o2)
+    ad.end(1.0)
+    assert ad.uncertainty() == pytest.approx(stds[2])
     ad.begin("prior")  # a prior rollout neither uses nor changes the posterior
     ad.end(0.0)
     assert ad.uncertainty() == pytest.approx(stds[2])
