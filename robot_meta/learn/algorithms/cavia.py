@@ -18,7 +18,7 @@ import torch
 from robot_meta.learn.agent import Agent
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec, Shard
 from robot_meta.learn.algorithms.maml import MAML
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
+from robot_meta.learn.algorithms.ppo import LOSS_STATS, clipped_surrogate, minibatch_step
 from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.context_adaptation import (
     ContextAdaptation,
@@ -171,12 +171,7 @@ class CAVIA(MAML):
                 # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e)
                 entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
                 loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.ac.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
+                minibatch_step(self, loss, self.ac.parameters(), stats, pg, v_loss, entropy, kl, clip_frac)
                 n += 1
         out = {k: v / max(n, 1) for k, v in stats.items()}
         m = data["mask"].bool()

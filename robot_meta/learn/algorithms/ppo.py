@@ -67,6 +67,20 @@ def add_loss_stats(stats: dict[str, float], pg: torch.Tensor, v_loss: torch.Tens
         stats[k] = stats.get(k, 0.0) + v
 
 
+def minibatch_step(algo: Any, loss: torch.Tensor, params: Any, stats: dict[str, float], pg: torch.Tensor,
+                   v_loss: torch.Tensor, entropy: torch.Tensor, kl: float, clip_frac: float) -> None:
+    """One PPO minibatch update of ``algo`` (its ``optimizer``, ``lr`` and ``cfg.ppo``): back-propagate
+    ``loss``, clip the gradient norm of ``params``, step, follow the KL-adaptive schedule, and
+    accumulate the losses into ``stats``."""
+    cfg = algo.cfg.ppo
+    algo.optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    algo.optimizer.step()
+    algo.lr = adapt_lr(algo.optimizer, algo.lr, kl, cfg)
+    add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
+
+
 class PPO(Algorithm):
     """Clipped PPO with GAE, a running observation normalizer, an entropy bonus, gradient-norm
     clipping and a KL-adaptive learning rate with early stopping.
@@ -206,12 +220,8 @@ class PPO(Algorithm):
                 pg, kl, clip_frac = clipped_surrogate(logp, batch["logp"], batch["advantages"], cfg.clip)
                 v_loss = (batch["returns"] - value).pow(2).mean()
                 loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy + self.extra_loss(batch)
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
+                minibatch_step(self, loss, self.trainable_parameters(), stats, pg, v_loss, entropy, kl,
+                               clip_frac)
                 n += 1
                 if cfg.max_kl > 0 and kl > cfg.max_kl:
                     stop = True

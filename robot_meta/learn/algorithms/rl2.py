@@ -19,7 +19,7 @@ from robot_meta.learn.algorithms.base import (
     merge_returns,
     to_numpy,
 )
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
+from robot_meta.learn.algorithms.ppo import LOSS_STATS, clipped_surrogate, minibatch_step
 from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
@@ -226,12 +226,7 @@ class RL2(Algorithm):
                                                       mb["advantages"].flatten(), cfg.clip)
                 v_loss = (mb["returns"] - value).pow(2).mean()
                 loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.ac.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
+                minibatch_step(self, loss, self.ac.parameters(), stats, pg, v_loss, entropy, kl, clip_frac)
                 n += 1
                 if cfg.max_kl > 0 and kl > cfg.max_kl:
                     stop = True
