@@ -41,7 +41,8 @@ def test_step_info_json_contract(algorithm: str, tmp_path: Path, capsys: pytest.
 
     cfg = tiny_config(algorithm)
     cfg.run.steps = 2 * cfg.run.num_envs * 250  # one meta-iteration
-    Trainer(cfg, tmp_path / "run", progress=False, tensorboard=False).train()
+    trainer = Trainer(cfg, tmp_path / "run", progress=False, tensorboard=False)
+    trainer.train()
     argv = ["bench", "step-info", str(tmp_path / "run"), "--tasks", "4", "--rollouts", "2", "--json"]
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out)
@@ -52,7 +53,11 @@ def test_step_info_json_contract(algorithm: str, tmp_path: Path, capsys: pytest.
             assert -1.0 - 1e-6 <= block[k]["mean"] <= 1.0 + 1e-6 and lo <= hi
     assert r["signal_fraction"]["mean"] <= 1.0 and isinstance(r["carries_task_information"], bool)
     assert r["step_norm"] > 0
-    assert r["dims"] == (cfg.model.latent_dim if algorithm == "cavia" else r["dims"])
+    if algorithm == "cavia":  # the step moves z only
+        assert r["dims"] == cfg.model.latent_dim
+    else:  # the step moves the policy tensors the rule adapts
+        algo = trainer.algo
+        assert r["dims"] == sum(algo.theta()[k].numel() for k in algo.rule().moved)
 
 
 def test_step_info_refuses_other_methods(tmp_path: Path) -> None:
