@@ -174,20 +174,19 @@ def hidden_table(robot: str, family: str, results: dict[str, dict[str, dict[str,
         for split in ("all", "in_range", "beyond"):
             rows = [per[m] for h, per in results.items()
                     if m in per and "error" not in per[m] and split in ("all", splits[h])]
-            failed = sum(1 for h, per in results.items()
-                         if m in per and "error" in per[m] and split in ("all", splits[h]))
+            failed = [per[m] for h, per in results.items()
+                      if m in per and "error" in per[m] and split in ("all", splits[h])]
+            trips = sum(1 for r in failed if r.get("overspeed", False))
             if not rows:
-                table[m][split] = {"sets": 0, "failed": failed}
+                table[m][split] = {"sets": 0, "failed": len(failed), "overspeed_trips": trips}
                 continue
-            entry: dict[str, Any] = {"sets": len(rows), "failed": failed}
+            entry: dict[str, Any] = {"sets": len(rows), "failed": len(failed), "overspeed_trips": trips}
             for col in COLUMNS:
                 entry[col] = cell([r[col] for r in rows])
             entry["after_minus_robust"] = cell([r["after"] - r["robust"] for r in rows])
             entry["frac_oracle"] = (round(entry["after"]["mean"] / entry["oracle"]["mean"], 3)
                                     if entry["oracle"]["mean"] > 0 else None)
             entry["deadlines_met_min"] = min(r["deadlines_met"] for r in rows)
-            entry["overspeed_trips"] = sum(1 for h, per in results.items()
-                                           if m in per and "overspeed" in per[m].get("error", "").lower())
             table[m][split] = entry
     return {"robot": robot, "family": family, "hidden_sets": len(results), "methods": table}
 
@@ -225,7 +224,7 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                     family: str, out: Path) -> dict[str, Any]:
     """``--hidden-sets N``: N drawn hidden robots x methods, one saved result per session, resumable."""
     from robot_meta.errors import UserError
-    from robot_meta.hardware.errors import HardwareError
+    from robot_meta.hardware.errors import HardwareError, OverspeedError
     from robot_meta.launch.emulator_process import EmulatorProcess
     from robot_meta.runtime.atomic import write_json_atomic
     from robot_meta.sim.hidden_robots import draw_hidden_robots
@@ -258,7 +257,7 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                     r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path, out / h.name / m, args)
                 except (UserError, HardwareError) as e:  # saved too: a rerun does not retry it
                     print(f"[{h.name}] {m}: failed: {e}", file=sys.stderr, flush=True)
-                    r = {"error": str(e)}
+                    r = {"error": str(e), "overspeed": isinstance(e, OverspeedError)}
                 r["hidden"] = h.name
                 r["split"] = h.split
                 write_json_atomic(out / h.name / m / "result.json", r)

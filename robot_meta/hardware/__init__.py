@@ -20,6 +20,7 @@ from robot_meta.hardware.errors import (
     HardwareAlertError,
     HardwareError,
     ModelMismatchError,
+    OverspeedError,
     PortError,
     RegisterError,
     SafetyError,
@@ -56,7 +57,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BusNotConnectedError", "BusStats", "CorruptPacketError", "Emulator", "Faults",
     "HardwareAlertError", "HardwareError", "HardwareMap", "JointHardware", "JointState",
-    "MockBus", "ModelMismatchError", "MotorBus", "PortError", "RegisterError", "Robot",
+    "MockBus", "ModelMismatchError", "MotorBus", "OverspeedError", "PortError", "RegisterError", "Robot",
     "SafetyError", "SafetyLimits", "SerialBus", "ServoLimitError", "ServoNotFoundError",
     "ServoTimeoutError",
     "StatusError", "TorqueGuard", "TorqueLostError", "load_hardware_map", "open_bus",

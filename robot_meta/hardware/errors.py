@@ -75,3 +75,8 @@ class TorqueLostError(HardwareError):
 
 class SafetyError(HardwareError):
     """The safety layer refused to continue (for example a joint far beyond its limits)."""
+
+
+class OverspeedError(SafetyError):
+    """An actuated joint moved faster than its overspeed limit (a factor of its velocity limit);
+    torque is off."""

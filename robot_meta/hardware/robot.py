@@ -31,6 +31,7 @@ from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.errors import (
     HardwareAlertError,
     ModelMismatchError,
+    OverspeedError,
     SafetyError,
     ServoNotFoundError,
     TorqueLostError,
@@ -96,8 +97,8 @@ class Robot:
             ``read_state`` checks torque with no extra transaction.
         health_period_s: without indirect addressing, how often ``read_state`` also reads
             torque enable and hardware error status (one extra sync read).
-        overspeed_factor: raise SafetyError (torque off) if an actuated joint moves faster than
-            this times its velocity limit; None disables.
+        overspeed_factor: raise OverspeedError (a SafetyError; torque off) if an actuated joint
+            moves faster than this times its velocity limit; None disables.
         handle_signals: install the SIGINT/SIGTERM/exit torque-off guard on connect.
     """
 
@@ -316,7 +317,7 @@ class Robot:
         for k in self._act_index:
             j = self.hw.joints[k]
             if abs(state.dq[k]) > self.overspeed_factor * j.velocity_limit:
-                raise SafetyError(
+                raise OverspeedError(
                     f"joint {j.joint!r} (ID {j.motor_id}) moves at {state.dq[k]:.3g}, more "
                     f"than {self.overspeed_factor:g} x its velocity limit {j.velocity_limit:g}; "
                     "torque is off. Check the controller gains and the hardware map's "

@@ -92,3 +92,26 @@ def test_hidden_sets_and_hidden_files_are_exclusive(bench, tmp_path: Path) -> No
     with pytest.raises(UserError, match="at least 1"):
         mod.main(["--hidden-sets", "0", "--out", str(tmp_path)])
     assert calls == []
+
+
+def test_an_overspeed_trip_is_counted_and_saved(bench, tmp_path: Path, capsys) -> None:
+    """A session that trips the overspeed limit is a failed row, counted as a trip (from the
+    exception's type), and a rerun does not retry it."""
+    from robot_meta.hardware.errors import OverspeedError
+
+    mod, calls = bench
+
+    def tripping(robot: str, port: str, bundle: Path, baseline: Path, hidden: Path, out: Path,
+                 args: Any) -> dict[str, Any]:
+        calls.append((Path(hidden).stem, bundle.name))
+        raise OverspeedError("joint 'shoulder' (ID 1) moves at 12, more than 2 x its velocity limit 4.8", 1,
+                             "shoulder")
+
+    mod.session = tripping
+    argv = ["--robot", "arm2", "--methods", "rma", "--hidden-sets", "2", "--out", str(tmp_path), "--json"]
+    assert mod.main(argv) == 0
+    rma = json.loads(capsys.readouterr().out)["methods"]["rma"]
+    assert rma["all"] == {"sets": 0, "failed": 2, "overspeed_trips": 2}
+    calls.clear()
+    assert mod.main(argv) == 0
+    assert calls == []
