@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from robot_meta.errors import UserError
+from robot_meta.toml_config import did_you_mean, from_dict, read_toml
 
 LAUNCH_DIR = Path(__file__).resolve().parent.parent / "launch" / "launch_files"
 # The algorithms `robot-meta train` knows. The gradient and recurrent methods join here.
@@ -301,54 +300,17 @@ def _in_range(v: float, lo: float, hi: float, where: str) -> None:
         raise ConfigError(f"{where}: must lie in [{lo:g}, {hi:g}], got {v!r}")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check value against a field type (int, float, str, bool, list[int]); ints are accepted
-    for floats. Raises ConfigError naming the field."""
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {type(value).__name__} {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
-    if typing.get_origin(tp) is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
-        return [_coerce(x, inner, f"{where}[{i}]") for i, x in enumerate(value)]
-    raise TypeError(f"unsupported config type {tp!r}")
-
-
 def config_from_dict(data: dict[str, Any], where: str = "config",
                      base_dir: Path | None = None) -> TrainConfig:
     """Build and validate a TrainConfig from parsed TOML. ``where`` prefixes error messages;
     a relative family path is resolved against ``base_dir``."""
-    cfg = TrainConfig()
     sections = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for sec, table in data.items():
+    hints = typing.get_type_hints(TrainConfig)
+    for sec in data:
         if sec not in sections:
-            raise ConfigError(f"{where}: unknown section [{sec}]; allowed: "
-                              + ", ".join(f"[{s}]" for s in sections))
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: {sec} must be a table [{sec}]")
-        obj = getattr(cfg, sec)
-        hints = typing.get_type_hints(type(obj))
-        names = [f.name for f in dataclasses.fields(obj)]
-        for k, v in table.items():
-            if k not in names:
-                raise ConfigError(f"{where}: [{sec}].{k}: unknown key; allowed: {', '.join(names)}")
-            setattr(obj, k, _coerce(v, hints[k], f"{where}: [{sec}].{k}"))
-    for sec in sections:
-        getattr(cfg, sec).validate(f"{where}: [{sec}]")
+            raise ConfigError(f"{where}: unknown section [{sec}]{did_you_mean(sec, sections)}")
+    cfg = TrainConfig(**{sec: from_dict(hints[sec], data.get(sec, {}), f"{where}: [{sec}]", ConfigError)
+                         for sec in sections})
     if cfg.run.algorithm == "reptile" and cfg.meta.meta_sgd:
         raise ConfigError(f"{where}: [meta].meta_sgd: Reptile has no outer loss through the inner step "
                           f"to learn rates from; use algorithm = \"maml\" or \"fomaml\", or set "
@@ -396,12 +358,7 @@ def resolve_launch(launch: str) -> Path:
 def load_config(launch: str | Path) -> TrainConfig:
     """Load and validate a launch file (a bundled name or a path)."""
     path = resolve_launch(str(launch))
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: malformed TOML: {e}") from e
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+    data = read_toml(path, ConfigError)
     cfg = config_from_dict(data, str(path), base_dir=path.parent)
     if not cfg.run.name:
         cfg.run.name = path.stem
