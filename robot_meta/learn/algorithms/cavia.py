@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms import ppo
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec, Shard
 from robot_meta.learn.algorithms.maml import MAML
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, clipped_surrogate, minibatch_step
 from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.context_adaptation import (
     ContextAdaptation,
@@ -151,32 +151,32 @@ class CAVIA(MAML):
         """PPO epochs over the episodes (rows), each acting with its own z."""
         cfg = self.cfg.ppo
         assert self.rng is not None
+        rng = self.rng
         self.outer_targets(data)
         n_rows, T = data["obs"].shape[:2]
-        stats = dict.fromkeys(LOSS_STATS, 0.0)
-        n = 0
-        for _ in range(cfg.epochs):
-            for rows in np.array_split(self.rng.permutation(n_rows), cfg.minibatches):
-                r = torch.as_tensor(rows)
-                valid = data["mask"][r].bool()
-                obs = data["obs"][r]
-                z = data["z"][r][:, None].expand(-1, T, -1)
-                dist = self.ac.distribution(obs, z)
-                logp = dist.log_prob(data["actions"][r]).sum(-1)
-                pg, kl, clip_frac = clipped_surrogate(logp[valid], data["logp"][r][valid],
+
+        def update(rows: np.ndarray) -> ppo.MinibatchLoss | None:
+            r = torch.as_tensor(rows)
+            valid = data["mask"][r].bool()
+            obs = data["obs"][r]
+            z = data["z"][r][:, None].expand(-1, T, -1)
+            dist = self.ac.distribution(obs, z)
+            logp = dist.log_prob(data["actions"][r]).sum(-1)
+            pg, kl, clip_frac = ppo.clipped_surrogate(logp[valid], data["logp"][r][valid],
                                                       data["advantages"][r][valid], cfg.clip)
-                value = self.ac.value(obs.reshape(-1, obs.shape[-1]),
-                                      data["priv"][r].repeat_interleave(T, 0)).view(len(rows), T)
-                v_loss = (data["returns"][r] - value)[valid].pow(2).mean()
-                # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e)
-                entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
-                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                minibatch_step(self, loss, self.ac.parameters(), stats, pg, v_loss, entropy, kl, clip_frac)
-                n += 1
-        out = {k: v / max(n, 1) for k, v in stats.items()}
+            value = self.ac.value(obs.reshape(-1, obs.shape[-1]),
+                                  data["priv"][r].repeat_interleave(T, 0)).view(len(rows), T)
+            v_loss = (data["returns"][r] - value)[valid].pow(2).mean()
+            # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e)
+            entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
+            mb = ppo.ppo_loss(cfg, pg, v_loss, entropy, kl, clip_frac)
+            return ppo.minibatch_step(self, self.ac.parameters(), mb)
+
+        # No early stop on the KL here (cavia's policy update never had one; a change of results).
+        out, _ = ppo.ppo_epochs(cfg, lambda: np.array_split(rng.permutation(n_rows), cfg.minibatches), update,
+                            early_stop=False)
         m = data["mask"].bool()
-        ret, val = data["returns"][m], data["values"][m]
-        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+        out["explained_variance"] = ppo.explained_variance(data["returns"][m], data["values"][m])
         return out
 
     def model_update(self, tr_pre: Transitions, tr_post: Transitions) -> dict[str, float]:

@@ -21,8 +21,8 @@ from robot_meta.learn.adaptation import (
     stack_params,
 )
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms import ppo
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec, Shard, to_numpy
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
@@ -259,55 +259,47 @@ class MAML(Algorithm):
         """PPO epochs over task minibatches, differentiating through each task's inner step."""
         cfg = self.cfg.ppo
         assert self.rng is not None
+        rng = self.rng
         self.outer_targets(post)
         R, T = self.R, post["obs"].shape[1]
-        stats = dict.fromkeys(LOSS_STATS, 0.0)
-        n, stop = 0, False
-        for _ in range(cfg.epochs):
-            for tasks in np.array_split(self.rng.permutation(self.M), min(cfg.minibatches, self.M)):
-                rows = torch.as_tensor(np.concatenate([np.arange(i * R, (i + 1) * R) for i in tasks]))
-                logp = self.post_logp(tasks, pre, post, True)
-                valid = post["mask"][rows].bool()
-                old_logp, adv = post["logp"][rows][valid], post["advantages"][rows][valid]
-                pg, kl, clip_frac = clipped_surrogate(logp[valid], old_logp, adv, cfg.clip)
-                obs = post["obs"][rows].reshape(-1, post["obs"].shape[-1])
-                value = self.ac.value(obs, post["priv"][rows].repeat_interleave(T, 0)).view(len(rows), T)
-                v_loss = (post["returns"][rows] - value)[valid].pow(2).mean()
-                # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e), of the pre-update policy
-                entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
-                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
-                backup = self.snapshot()
-                self.optimizer.step()
-                if cfg.max_kl > 0:
-                    # Trust region: the step changes theta'_i(theta) through the inner loop, where a
-                    # small step of theta can move the adapted policy far. Measure the KL it caused
-                    # and undo it if it leaves the region.
-                    # (the inner step needs autograd; its result is detached)
-                    new_logp = self.post_logp(tasks, pre, post, False).detach()
-                    _, kl_new, _ = clipped_surrogate(new_logp[valid], old_logp, adv, cfg.clip)
-                    if kl_new > cfg.max_kl:
-                        self.restore(backup)
-                        self.lr = adapt_lr(self.optimizer, self.lr, kl_new, cfg)
-                        stats["rejected_steps"] = stats.get("rejected_steps", 0.0) + 1.0
-                        stop = True
-                        break
-                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
-                n += 1
-                if cfg.max_kl > 0 and kl > cfg.max_kl:
-                    stop = True
-                    break
-            if stop:
-                break
-        rejected = stats.pop("rejected_steps", 0.0)
-        out = {k: v / max(n, 1) for k, v in stats.items()}
+        rejected = 0.0
+
+        def update(tasks: np.ndarray) -> ppo.MinibatchLoss | None:
+            rows = torch.as_tensor(np.concatenate([np.arange(i * R, (i + 1) * R) for i in tasks]))
+            logp = self.post_logp(tasks, pre, post, True)
+            valid = post["mask"][rows].bool()
+            old_logp, adv = post["logp"][rows][valid], post["advantages"][rows][valid]
+            pg, kl, clip_frac = ppo.clipped_surrogate(logp[valid], old_logp, adv, cfg.clip)
+            obs = post["obs"][rows].reshape(-1, post["obs"].shape[-1])
+            value = self.ac.value(obs, post["priv"][rows].repeat_interleave(T, 0)).view(len(rows), T)
+            v_loss = (post["returns"][rows] - value)[valid].pow(2).mean()
+            # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e), of the pre-update policy
+            entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
+            mb = ppo.ppo_loss(cfg, pg, v_loss, entropy, kl, clip_frac)
+            if cfg.max_kl <= 0:
+                return ppo.minibatch_step(self, self.trainable_parameters(), mb)
+            backup = self.snapshot()
+
+            def trust_region() -> float | None:
+                # The step changes theta'_i(theta) through the inner loop, where a small step of
+                # theta can move the adapted policy far. Measure the KL it caused and undo it if it
+                # leaves the region. (The inner step needs autograd; its result is detached.)
+                nonlocal rejected
+                new_logp = self.post_logp(tasks, pre, post, False).detach()
+                _, kl_new, _ = ppo.clipped_surrogate(new_logp[valid], old_logp, adv, cfg.clip)
+                if not kl_new > cfg.max_kl:  # (a NaN KL keeps the step, as a comparison would)
+                    return None
+                self.restore(backup)
+                rejected += 1.0
+                return kl_new
+
+            return ppo.minibatch_step(self, self.trainable_parameters(), mb, trust_region)
+
+        n_split = min(cfg.minibatches, self.M)
+        out, n = ppo.ppo_epochs(cfg, lambda: np.array_split(rng.permutation(self.M), n_split), update)
         out["rejected_steps"] = rejected
         m = post["mask"].bool()
-        ret, val = post["returns"][m], post["values"][m]
-        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+        out["explained_variance"] = ppo.explained_variance(post["returns"][m], post["values"][m])
         out["minibatch_updates"] = float(n)
         return out
 

@@ -10,6 +10,7 @@ import torch
 
 from robot_meta.errors import UserError
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms import ppo
 from robot_meta.learn.algorithms.base import (
     Algorithm,
     EnvSpec,
@@ -19,7 +20,6 @@ from robot_meta.learn.algorithms.base import (
     merge_returns,
     to_numpy,
 )
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, clipped_surrogate, minibatch_step
 from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
@@ -208,35 +208,29 @@ class RL2(Algorithm):
         """PPO epochs over shuffled minibatches of BPTT chunks (see the class docstring)."""
         cfg = self.cfg.ppo
         assert self.rng is not None
+        rng = self.rng
         seqs = self.sequences(d)
         N = seqs["obs"].shape[1]
-        stats = dict.fromkeys(LOSS_STATS, 0.0)
-        n = 0
-        stop = False
-        for _ in range(cfg.epochs):
-            perm = torch.from_numpy(self.rng.permutation(N)).to(self.device)
-            for idx in perm.chunk(min(cfg.minibatches, N)):
-                mb = {k: v[:, idx] for k, v in seqs.items()}
-                o_n, h = self.replay(mb)
-                dist = self.ac.distribution(o_n, h)
-                logp = dist.log_prob(mb["actions"]).sum(-1)
-                entropy = dist.entropy().sum(-1).mean()
-                value = self.ac.value(o_n, mb["priv"], h)
-                pg, kl, clip_frac = clipped_surrogate(logp.flatten(), mb["logp"].flatten(),
-                                                      mb["advantages"].flatten(), cfg.clip)
-                v_loss = (mb["returns"] - value).pow(2).mean()
-                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                minibatch_step(self, loss, self.ac.parameters(), stats, pg, v_loss, entropy, kl, clip_frac)
-                n += 1
-                if cfg.max_kl > 0 and kl > cfg.max_kl:
-                    stop = True
-                    break
-            if stop:
-                break
-        out = {k: v / max(n, 1) for k, v in stats.items()}
-        ret, val = d["returns"].flatten(), d["values"].flatten()
-        # explained variance = 1 - Var[R - V] / Var[R]
-        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+
+        def minibatches() -> tuple[torch.Tensor, ...]:
+            perm = torch.from_numpy(rng.permutation(N)).to(self.device)
+            return perm.chunk(min(cfg.minibatches, N))
+
+        def update(idx: torch.Tensor) -> ppo.MinibatchLoss | None:
+            part = {k: v[:, idx] for k, v in seqs.items()}
+            o_n, h = self.replay(part)
+            dist = self.ac.distribution(o_n, h)
+            logp = dist.log_prob(part["actions"]).sum(-1)
+            entropy = dist.entropy().sum(-1).mean()
+            value = self.ac.value(o_n, part["priv"], h)
+            pg, kl, clip_frac = ppo.clipped_surrogate(logp.flatten(), part["logp"].flatten(),
+                                                      part["advantages"].flatten(), cfg.clip)
+            v_loss = (part["returns"] - value).pow(2).mean()
+            mb = ppo.ppo_loss(cfg, pg, v_loss, entropy, kl, clip_frac)
+            return ppo.minibatch_step(self, self.ac.parameters(), mb)
+
+        out, n = ppo.ppo_epochs(cfg, minibatches, update)
+        out["explained_variance"] = ppo.explained_variance(d["returns"].flatten(), d["values"].flatten())
         out["lr"] = self.lr
         out["action_std"] = float(self.ac.log_std.detach().exp().mean())
         out["minibatch_updates"] = float(n)
