@@ -10,7 +10,7 @@ policy-gradient step from 3 rollouts.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from robot_meta.learn.context_adaptation import (
 )
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.models.dynamics_model import DynamicsModel
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 def transitions(data: dict[str, torch.Tensor], M: int, R: int, H: int) -> Transitions:
@@ -103,7 +106,7 @@ class CAVIA(MAML):
         return self.ctx["z0"]
 
     # ---- one meta-iteration --------------------------------------------------------------------
-    def act_with(self, env: Any, z_task: torch.Tensor) -> dict[str, torch.Tensor]:
+    def act_with(self, env: VecEnvLike, z_task: torch.Tensor) -> dict[str, torch.Tensor]:
         """One episode per env with task i's context z_task[i] (sampled actions); ``z`` per row."""
         z_rows = z_task.detach().repeat_interleave(self.R, 0)  # (B, C)
         std = self.ac.log_std.detach().exp().expand(z_rows.shape[0], -1)
@@ -115,7 +118,7 @@ class CAVIA(MAML):
         """A rollout worker takes the inner step itself: it needs the model, z0 and the rates."""
         return {"ac": self.ac, "dyn": self.dyn, "ctx": self.ctx}
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """Steps 1-3 of the class docstring for this shard's tasks (in-process: all of them)."""
         M = self.M
         self.new_tasks(env)

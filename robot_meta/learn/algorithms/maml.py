@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
 from robot_meta.sim.randomize import sample_params
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 def _lr_key(name: str) -> str:
@@ -144,7 +147,7 @@ class MAML(Algorithm):
 
     # ---- segment -------------------------------------------------------------------------------
     def start_segment(
-        self, env: Any, obs: np.ndarray, rng: np.random.Generator, gen: torch.Generator
+        self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator, gen: torch.Generator
     ) -> None:
         self.rng, self.gen = rng, gen
         self.ranges = env.ranges
@@ -152,13 +155,13 @@ class MAML(Algorithm):
     def tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
-    def new_tasks(self, env: Any) -> None:
+    def new_tasks(self, env: VecEnvLike) -> None:
         """Draw M tasks from the training family; task i runs on envs i*R .. i*R + R - 1."""
         assert self.rng is not None
         P = sample_params(env.robot, self.ranges, self.rng, self.M)
         env.set_params(slice(None), np.repeat(P, self.R, axis=0))
 
-    def collect(self, env: Any, stacked: Params) -> dict[str, torch.Tensor]:
+    def collect(self, env: VecEnvLike, stacked: Params) -> dict[str, torch.Tensor]:
         """One synchronized episode of every env, acting with task i's params stacked[.][i]
         (sampled actions); see :meth:`collect_with`."""
         M, R = self.M, self.R
@@ -168,7 +171,7 @@ class MAML(Algorithm):
             env, lambda o: batched_action_mean(self.ac, stacked, o.view(M, R, -1)).reshape(B, -1), std)
 
     @torch.no_grad()
-    def collect_with(self, env: Any, mean_fn: Callable[[torch.Tensor], torch.Tensor],
+    def collect_with(self, env: VecEnvLike, mean_fn: Callable[[torch.Tensor], torch.Tensor],
                      std: torch.Tensor) -> dict[str, torch.Tensor]:
         """One synchronized episode of every env, sampling a ~ N(mean_fn(o), std^2) (std (B,
         act)). Returns (B, T, ...) tensors; ``mask`` is 1 until each env's episode ends, ``last``
@@ -223,7 +226,7 @@ class MAML(Algorithm):
     def theta(self) -> Params:
         return policy_params(self.ac)
 
-    def pre_update(self, env: Any) -> tuple[dict[str, torch.Tensor], list[Params]]:
+    def pre_update(self, env: VecEnvLike) -> tuple[dict[str, torch.Tensor], list[Params]]:
         """New tasks, the pre-update rollouts with theta, and each task's adapted params."""
         self.new_tasks(env)
         theta = {k: v.detach() for k, v in self.theta().items()}
@@ -337,7 +340,7 @@ class MAML(Algorithm):
     def rollout_modules(self) -> dict[str, torch.nn.Module]:
         return {"ac": self.ac, "log_lr": self.log_lr}
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """This shard's tasks: pre-update rollouts, the inner loop (theta'_i for each of its
         tasks, no outer gradient), and the post-update rollouts with theta'_i."""
         pre, adapted = self.pre_update(env)

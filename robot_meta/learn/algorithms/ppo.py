@@ -4,7 +4,7 @@ context methods (RMA, PEARL), which only change what the context z is."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from robot_meta.learn.algorithms.base import (
 from robot_meta.learn.config import PPOConfig, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import RolloutBuffer
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 M = TypeVar("M")  # a minibatch, whatever the algorithm samples
 
@@ -195,14 +198,14 @@ class PPO(Algorithm):
         return batch["z"]
 
     def on_step(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-                done: np.ndarray, env: Any) -> None:
+                done: np.ndarray, env: VecEnvLike) -> None:
         """Called after every env step; next_obs is the final observation on done rows."""
 
-    def reset_segment_state(self, env: Any) -> None:
+    def reset_segment_state(self, env: VecEnvLike) -> None:
         """Reset per-env state at the start of a segment."""
 
     # ---- segment -------------------------------------------------------------------------------
-    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+    def start_segment(self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator,
                       gen: torch.Generator) -> None:
         self.obs, self.rng, self.gen = obs, rng, gen
         self.ep_returns: list[float] = []
@@ -213,7 +216,7 @@ class PPO(Algorithm):
 
     # ---- collection ----------------------------------------------------------------------------
     @torch.no_grad()
-    def collect(self, env: Any) -> dict[str, float]:
+    def collect(self, env: VecEnvLike) -> dict[str, float]:
         """Fill the buffer with T steps of B envs, acting with a ~ pi(. | o, z)."""
         cfg = self.cfg.ppo
         assert self.obs is not None and self.gen is not None
@@ -295,7 +298,7 @@ class PPO(Algorithm):
         """An extra term added to the PPO loss (none here)."""
         return 0.0
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """T steps of this env's B_k envs: the buffer with GAE advantages and returns (computed
         here, with the same value network the learner has) and the finished episodes' returns."""
         self.ac.train()

@@ -3,7 +3,7 @@ trials of K episodes of one task."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
 from robot_meta.sim.randomize import sample_params
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 class RL2(Algorithm):
@@ -75,7 +78,7 @@ class RL2(Algorithm):
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     # ---- segment -------------------------------------------------------------------------------
-    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+    def start_segment(self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator,
                       gen: torch.Generator) -> None:
         """Every env starts a new trial (the trainer has just reset the env with new tasks)."""
         B, dev = self.cfg.run.num_envs, self.device
@@ -93,7 +96,7 @@ class RL2(Algorithm):
 
     # ---- collection ----------------------------------------------------------------------------
     @torch.no_grad()
-    def collect(self, env: Any) -> dict[str, torch.Tensor]:
+    def collect(self, env: VecEnvLike) -> dict[str, torch.Tensor]:
         """T steps of B envs with a ~ pi(. | o, h); returns the rollout as (T, B, ...) tensors,
         including the inputs and hidden state h_{t-1} the policy saw at every step."""
         cfg, K = self.cfg.ppo, self.cfg.rl2.episodes_per_trial
@@ -236,7 +239,7 @@ class RL2(Algorithm):
         out["minibatch_updates"] = float(n)
         return out
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """The (T, B_k, ...) rollout with advantages and returns, and the returns of the episodes
         that ended, by their index k within a trial."""
         self.ac.train()
