@@ -211,7 +211,7 @@ class Trainer:
             if self.pool is not None:
                 self.pool.close()
 
-    def _loop(self, algo: Algorithm, env: Any) -> dict[str, Any]:
+    def _loop(self, algo: Algorithm, env: VecEnv | None) -> dict[str, Any]:
         cfg = self.cfg
         logger = RunLogger(self.run_dir, tensorboard=self.tensorboard)
         bar = None
@@ -234,6 +234,7 @@ class Trainer:
                         self.pool.start_segment(self.iteration)
                         algo.start_learner(rng, gen)
                     else:
+                        assert env is not None  # in-process: the trainer made the env
                         obs = env.reset(seed=derive_seed(cfg.run.seed, 1, self.iteration))
                         algo.start_segment(env, obs, rng, gen)
                     fresh_segment = False
@@ -244,6 +245,7 @@ class Trainer:
                     shards = self.pool.collect(algo.rollout_weights(), phase, self.iteration)
                     m = algo.learn(shards, phase)
                 else:
+                    assert env is not None
                     m = algo.iterate(env, phase)
                 dt = time.perf_counter() - t0
                 self.iteration += 1

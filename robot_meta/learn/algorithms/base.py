@@ -52,7 +52,7 @@ class Algorithm:
     name: str = ""
     phases: tuple[str, ...] = ()
     # set by every subclass: the actor-critic, its optimizer and the (adaptive) learning rate
-    ac: Any  # an ActorCritic or RecurrentActorCritic
+    ac: torch.nn.Module  # an ActorCritic or RecurrentActorCritic (each subclass narrows it)
     optimizer: torch.optim.Optimizer
     lr: float
     rng: np.random.Generator | None  # the update's draws (set per segment)

@@ -56,6 +56,7 @@ class MAML(Algorithm):
     """
 
     name = "maml"
+    ac: ActorCritic
     phases = ("meta",)
     first_order = False
 

@@ -158,6 +158,7 @@ class PPO(Algorithm):
     """
 
     name = "ppo"
+    ac: ActorCritic
     phases: tuple[str, ...] = ("ppo",)
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):

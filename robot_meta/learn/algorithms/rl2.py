@@ -52,6 +52,7 @@ class RL2(Algorithm):
     """
 
     name = "rl2"
+    ac: RecurrentActorCritic
     phases = ("rl2",)
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
