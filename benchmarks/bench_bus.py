@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -60,6 +59,7 @@ from robot_meta.hardware.timing import (
     set_timer_slack,
     steal_ms,
 )
+from robot_meta.launch.bench_cli import bench_main
 
 
 def _percentiles_ms(x: list[float] | np.ndarray) -> dict[str, float]:
@@ -331,9 +331,7 @@ def _run(robot: str, seconds: float, rate: float, baud: int, realtime: bool, cyc
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``robot-meta bench bus``: print the results (JSON with --json)."""
-    ap = argparse.ArgumentParser(prog="robot-meta bench bus", description=__doc__.split("\n")[0])
+def _options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--robot", default="arm2", choices=("arm2", "cartpole"))
     ap.add_argument("--seconds", type=float, default=60.0,
                     help="length of the control-loop part (default 60)")
@@ -351,25 +349,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cpu-latency-limit", dest="cpu_qos", action="store_false",
                     help="let idle CPUs halt (by default the run holds /dev/cpu_dma_latency at 0, "
                     "as cyclictest does, see timing.cpu_latency_limit)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    args = ap.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, ap: argparse.ArgumentParser) -> dict[str, Any]:
     if args.seconds <= 0 or args.rate <= 0 or not math.isfinite(args.seconds):
         ap.error("--seconds and --rate must be positive")
-    res = run(args.robot, args.seconds, args.rate, args.baud, args.realtime, args.cycles,
-              args.port, args.boost_tty, args.cpu_qos)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print(f"pty round trip (32 B, p50):      {res['pty_floor_ms']:.3f} ms")
-        print(f"sync read + sync write (p50/p99): {res['cycle_ms']:.3f} / "
-              f"{res['cycle_p99_ms']:.3f} ms at {res['baud']} baud")
-        print(f"{res['rate_hz']:g} Hz loop for {res['seconds']:g} s: miss rate "
-              f"{100 * res['miss_rate']:.3f} % ({res['loop_missed']} missed, {res['loop_skipped']} "
-              f"skipped, {res['loop_cycles']} cycles), "
-              f"jitter p50/p99/max {res['jitter_p50_ms']:.3f} / {res['jitter_p99_ms']:.3f} / "
-              f"{res['jitter_max_ms']:.3f} ms (targets: <= 0.1 %, p99 <= 0.3 ms); "
-              f"realtime priority: {res['realtime']}")
-    return 0
+    return run(args.robot, args.seconds, args.rate, args.baud, args.realtime, args.cycles,
+               args.port, args.boost_tty, args.cpu_qos)
+
+
+def _text(res: dict[str, Any]) -> None:
+    print(f"pty round trip (32 B, p50):      {res['pty_floor_ms']:.3f} ms")
+    print(f"sync read + sync write (p50/p99): {res['cycle_ms']:.3f} / "
+          f"{res['cycle_p99_ms']:.3f} ms at {res['baud']} baud")
+    print(f"{res['rate_hz']:g} Hz loop for {res['seconds']:g} s: miss rate "
+          f"{100 * res['miss_rate']:.3f} % ({res['loop_missed']} missed, {res['loop_skipped']} "
+          f"skipped, {res['loop_cycles']} cycles), "
+          f"jitter p50/p99/max {res['jitter_p50_ms']:.3f} / {res['jitter_p99_ms']:.3f} / "
+          f"{res['jitter_max_ms']:.3f} ms (targets: <= 0.1 %, p99 <= 0.3 ms); "
+          f"realtime priority: {res['realtime']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``robot-meta bench bus``: print the results (JSON with --json)."""
+    return bench_main("bus", __doc__.split("\n")[0], argv, _options, _measure, _text,
+                      json_help="print one JSON object", indent=None, raw_doc=False)
 
 
 if __name__ == "__main__":

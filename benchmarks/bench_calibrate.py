@@ -41,9 +41,18 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from robot_meta.launch.bench_cli import Done, bench_main
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from robot_meta.calibration.calibration_file import RobotCalibration
+    from robot_meta.hardware import MockBus, Robot
+    from robot_meta.hardware.hardware_map import HardwareMap
 
 MAX_OFFSET = 0.5  # rad
 TRACK_TARGETS: dict[str, list[tuple[float, ...]]] = {
@@ -94,7 +103,7 @@ def _write(robot: str, hidden: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _robot(robot: str, params: Any) -> tuple[Any, Any]:
+def _robot(robot: str, params: Path) -> tuple[MockBus, Robot]:
     from robot_meta.hardware import MockBus, Robot
 
     bus = MockBus(robot, params=params, clock="manual")
@@ -125,7 +134,7 @@ def calibrate_once(robot: str, params_file: Path, hidden: dict[str, Any]) -> dic
             "wall_s": round(wall, 2), "calibration": cal}
 
 
-def track(robot: str, params: Any, calibration: Any | None) -> float:
+def track(robot: str, params: Path, calibration: RobotCalibration | None) -> float:
     """RMS error [joint units] of the true actuated joint angles from TRACK_TARGETS under a PD
     law acting on the joint readings (in the calibrated frame when given); the last second of
     each hold counts."""
@@ -159,12 +168,12 @@ def track(robot: str, params: Any, calibration: Any | None) -> float:
     return float(math.sqrt(np.mean(sq)))
 
 
-def _inproc_factory(robot: str, params_file: Path, hw: Any) -> Any:
+def _inproc_factory(robot: str, params_file: Path, hw: HardwareMap) -> Callable[[], Robot]:
     """Open the robot on an in-process emulated bus in real time (``MockBus`` with the wall
     clock: the physics catches up with the clock at every exchange), driven through ``hw``."""
     from robot_meta.hardware import MockBus, Robot
 
-    def make() -> Any:
+    def make() -> Robot:
         bus = MockBus(robot, params=params_file, clock="wall")
         r = Robot(bus, hw, mode="current", watchdog_ms=100, handle_signals=False)
         r.connect()
@@ -310,9 +319,7 @@ def run(robot: str, sets: int, seed: int, do_track: bool) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="robot-meta bench calibrate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="arm2", choices=["arm2", "cartpole"])
     p.add_argument("--sets", type=int, default=8, help="hidden mountings (default 8)")
     p.add_argument("--seed", type=int, default=0)
@@ -326,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inproc", action="store_true",
                    help="--session on an in-process bus in real time instead of the emulator "
                         "process (for a machine too loaded to serve the emulator's wire timing)")
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any] | Done:
     if args.sets < 1:
         from robot_meta.errors import UserError
 
@@ -339,18 +347,21 @@ def main(argv: list[str] | None = None) -> int:
                                 args.eval_rollouts, args.seed, inproc=args.inproc)
         out = {"robot": args.robot, "bundle": args.session, "hidden": hidden,
                "load": [round(x, 2) for x in os.getloadavg()], **pair}
-        print(json.dumps(out, indent=2))
-        return 0
-    res = run(args.robot, args.sets, args.seed, args.track)
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
+        print(json.dumps(out, indent=2))  # a session pair is always printed as JSON
+        return Done(0)
+    return run(args.robot, args.sets, args.seed, args.track)
+
+
+def _text(res: dict[str, Any]) -> None:
     print(f"{res['robot']}: {res['sets']} hidden mountings (offsets up to +-{MAX_OFFSET} rad)")
     print(f"  max offset error {res['max_offset_err_rad']:.4f} rad (target 0.01)")
     print(f"  directions correct {res['directions_correct']}")
     print(f"  robot seconds: max {res['robot_seconds_max']:.1f}, mean {res['robot_seconds_mean']:.1f}"
           " (target <= 60)")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("calibrate", __doc__, argv, _options, _measure, _text, json_help="print JSON only")
 
 
 if __name__ == "__main__":

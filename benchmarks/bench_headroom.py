@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robot_meta.launch.bench_cli import bench_main
+
 if TYPE_CHECKING:
     from robot_meta.learn.config import TrainConfig
 
@@ -212,13 +214,9 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench headroom`` calls it with its arguments)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _options(p: argparse.ArgumentParser) -> None:
     from robot_meta.sim.robots.robot_def import ROBOT_NAMES
 
-    p = argparse.ArgumentParser(prog="robot-meta bench headroom", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--robot", required=True, choices=list(ROBOT_NAMES))
     p.add_argument("--family", default=None, help="task family (default: the robot's headline family)")
     p.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
@@ -234,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="where the runs are trained (default runs/headroom)")
     p.add_argument("--reuse", action="store_true",
                    help="keep finished runs in --out and the evaluations already in its results file")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
-    args = p.parse_args(argv)
 
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
+    """Train the runs (or keep them with --reuse), evaluate them and save the results file."""
     from robot_meta.errors import UserError
     from robot_meta.launch.cmd_bench import load as load_benchmark
     from robot_meta.runtime.atomic import write_atomic, write_json_atomic
@@ -327,8 +326,14 @@ def main(argv: list[str] | None = None) -> int:
             row["eval"][setting] = c
             save()
     save()
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench headroom`` calls it with its arguments)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return bench_main("headroom", __doc__, args, _options, lambda a, p: _measure(a, p, args), markdown,
+                      json_help="print JSON instead of the Markdown table")
 
 
 if __name__ == "__main__":

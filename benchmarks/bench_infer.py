@@ -11,7 +11,6 @@ same networks run in onnxruntime (1 intra-op thread, the runtime's setting) and 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from robot_meta.launch.bench_cli import bench_main
 
 
 def _percentiles(x: list[float]) -> dict[str, float]:
@@ -127,22 +128,21 @@ def _recurrent_steps(b: Any, module: Any, obs: np.ndarray, n_a: int
     return ort_step, torch_step
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="robot-meta bench infer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", help="a bundle directory")
     p.add_argument("--run", help="the run directory (default: the bundle's provenance)")
     p.add_argument("--calls", type=int, default=20000, help="calls per runtime (default 20000)")
     p.add_argument("--block", type=int, default=500, help="calls per alternating block")
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    a = p.parse_args(argv)
-    res = run(a.bundle, a.run, a.calls, a.block)
-    if a.json:
-        print(json.dumps(res, indent=2))
-    else:
-        for k, v in res.items():
-            print(f"{k:16s} {v:.4g}" if isinstance(v, float) else f"{k:16s} {v}")
-    return 0
+
+
+def _text(res: dict[str, Any]) -> None:
+    for k, v in res.items():
+        print(f"{k:16s} {v:.4g}" if isinstance(v, float) else f"{k:16s} {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("infer", __doc__, argv, _options,
+                      lambda a, p: run(a.bundle, a.run, a.calls, a.block), _text)
 
 
 if __name__ == "__main__":

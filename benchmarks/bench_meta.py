@@ -29,13 +29,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from robot_meta.launch.bench_cli import Done, add_methods_option, bench_main, split_methods
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from robot_meta.learn.adaptation import Rollouts
+    from robot_meta.learn.algorithms.maml import MAML
+    from robot_meta.learn.config import TrainConfig
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 METHODS = ("maml", "fomaml", "reptile", "rl2")
 FAMILY = {"cartpole": "all", "arm2": "payload"}
 
 
-def _rollouts(algo: Any, env: Any) -> Any:
+def _rollouts(algo: MAML, env: VecEnvLike) -> Rollouts:
     """3 rollouts of one task with the meta-policy theta (sampled actions), as recorded data."""
     import numpy as np
     import torch
@@ -52,7 +62,7 @@ def _rollouts(algo: Any, env: Any) -> Any:
     return Rollouts(d["obs"][s], d["actions"][s], d["rewards"][s], d["mask"][s], d["logp"][s])
 
 
-def _median_time(fn: Any, repeats: int) -> float:
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -113,7 +123,7 @@ def measure(launch: str, iterations: int, repeats: int) -> dict[str, Any]:
     return out
 
 
-def _robot_adapt(algo: Any, cfg: Any, ro: Any) -> float:
+def _robot_adapt(algo: MAML, cfg: TrainConfig, ro: Rollouts) -> float:
     """GradientAdapter.end() on the third recorded rollout (step + export + verification)."""
     import numpy as np
 
@@ -145,32 +155,22 @@ def _robot_adapt(algo: Any, cfg: Any, ro: Any) -> float:
         return t
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench meta`` calls it with its arguments)."""
-    p = argparse.ArgumentParser(
-        prog="robot-meta bench meta",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="cartpole", choices=sorted(FAMILY))
-    p.add_argument(
-        "--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS)
-    )
+    add_methods_option(p, METHODS)
     p.add_argument("--iterations", type=int, default=3, help="timed meta-iterations per method")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of each adaptation step")
-    p.add_argument("--json", action="store_true", help="print JSON only")
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one launch file
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any] | Done:
     if args.child:
         print(json.dumps(measure(args.child, args.iterations, args.repeats)))
-        return 0
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        print(
-            f"error: --methods: unknown {', '.join(bad)}; choose from {', '.join(METHODS)}", file=sys.stderr
-        )
-        return 2
+        return Done(0)
+    methods, error = split_methods(args.methods, METHODS)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return Done(2)
     result: dict[str, Any] = {"robot": args.robot, "methods": {}}
     for m in methods:
         launch = f"{args.robot}-{FAMILY[args.robot]}-{m}"
@@ -190,26 +190,31 @@ def main(argv: list[str] | None = None) -> int:
         )
         if proc.returncode != 0:
             print(f"error: {launch} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-            return 1
+            return Done(1)
         result["methods"][m] = json.loads(proc.stdout.strip().splitlines()[-1])
     grads = [v["adapt_step_s"] for v in result["methods"].values() if "adapt_step_s" in v]
     result["max_adapt_step_s"] = max(grads) if grads else None
     result["adapt_step_target_s"] = 2.0
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for m, v in result["methods"].items():
-            extra = (
-                f", adapt step {v['adapt_step_s']:.3f} s, meta-gradient {v['meta_gradient_s']:.3f} s, "
-                f"on-robot adapt+export {v['robot_adapt_s']:.2f} s"
-                if "adapt_step_s" in v
-                else ""
-            )
-            print(
-                f"{m:8s} {v['iteration_s']:.2f} s/iteration ({v['sps']:,.0f} steps/s), "
-                f"peak {v['peak_rss_mb']:.0f} MB{extra}"
-            )
-    return 0
+    return result
+
+
+def _text(result: dict[str, Any]) -> None:
+    for m, v in result["methods"].items():
+        extra = (
+            f", adapt step {v['adapt_step_s']:.3f} s, meta-gradient {v['meta_gradient_s']:.3f} s, "
+            f"on-robot adapt+export {v['robot_adapt_s']:.2f} s"
+            if "adapt_step_s" in v
+            else ""
+        )
+        print(
+            f"{m:8s} {v['iteration_s']:.2f} s/iteration ({v['sps']:,.0f} steps/s), "
+            f"peak {v['peak_rss_mb']:.0f} MB{extra}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench meta`` calls it with its arguments)."""
+    return bench_main("meta", __doc__, argv, _options, _measure, _text)
 
 
 if __name__ == "__main__":

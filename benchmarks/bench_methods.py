@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from robot_meta.launch.bench_cli import Done, add_methods_option, bench_main, split_methods
+
 METHODS = ("ppo", "rma", "pearl", "maml", "fomaml", "reptile", "rl2")
 FAMILY = {"cartpole": "all", "arm2": "payload"}
 TWINS = {"cartpole": ("cartpole_heavy", "cartpole_beyond"), "arm2": ("arm2_payload", "arm2_beyond")}
@@ -91,17 +93,9 @@ def markdown(robot: str, rows: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench methods`` calls it with its arguments)."""
-    p = argparse.ArgumentParser(
-        prog="robot-meta bench methods",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="cartpole", choices=sorted(FAMILY))
-    p.add_argument(
-        "--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS)
-    )
+    add_methods_option(p, METHODS)
     p.add_argument("--out", default="runs/table", help="where the runs are trained (default runs/table)")
     p.add_argument(
         "--reuse",
@@ -109,15 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep finished runs found in --out, and their eval.json when it is newer",
     )
     p.add_argument("--tasks", type=int, default=None, help="eval tasks per sim setting (launch file default)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
-    args = p.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        print(
-            f"error: --methods: unknown {', '.join(bad)}; choose from {', '.join(METHODS)}", file=sys.stderr
-        )
-        return 2
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any] | Done:
+    methods, error = split_methods(args.methods, METHODS)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return Done(2)
     from robot_meta.learn.evaluate import evaluate_run
 
     out = Path(args.out)
@@ -141,8 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             rows[m] = {"train": t, "eval": {k: summarize(v) for k, v in table.items()}}
     result = {"robot": args.robot, "runs": str(out), "methods": rows}
     (out / f"table_{args.robot}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2) if args.json else markdown(args.robot, rows))
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench methods`` calls it with its arguments)."""
+    return bench_main("methods", __doc__, argv, _options, _measure,
+                      lambda r: markdown(r["robot"], r["methods"]),
+                      json_help="print JSON instead of the Markdown table")
 
 
 if __name__ == "__main__":

@@ -38,12 +38,17 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from robot_meta.launch.bench_cli import Done, bench_main
+
+if TYPE_CHECKING:
+    from robot_meta.learn.config import TrainConfig
 
 LAUNCH = {"cartpole": "cartpole-all-ppo", "arm2": "arm2-payload-ppo"}
 
 
-def train_mode(cfg: Any, workers: int, seconds: float, out: Path) -> dict[str, Any]:
+def train_mode(cfg: TrainConfig, workers: int, seconds: float, out: Path) -> dict[str, Any]:
     """Train ``cfg`` for ``seconds`` with ``workers`` rollout workers (0: in-process); the
     overall steps/s and per-iteration means after the first two iterations (warm-up)."""
     from robot_meta.learn.trainer import Trainer
@@ -143,10 +148,7 @@ def compare(launches: list[str], seeds: list[int], steps: int, tasks: int, worke
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench scale`` calls it with its arguments)."""
-    p = argparse.ArgumentParser(prog="robot-meta bench scale", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="cartpole", choices=sorted(LAUNCH))
     p.add_argument("--launch", help="a launch file instead of the robot's PPO one")
     p.add_argument("--seconds", type=float, default=60.0, help="training time per mode and repeat")
@@ -157,11 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5_000_000, help="--compare: step budget of every run")
     p.add_argument("--tasks", type=int, default=64, help="--compare: held-out tasks per evaluation")
     p.add_argument("--workers", type=int, default=2, help="--compare: rollout workers")
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any] | Done:
     if args.seconds <= 0 or args.repeats < 1:
         print("error: --seconds must be > 0 and --repeats >= 1", file=sys.stderr)
-        return 2
+        return Done(2)
     import logging
 
     import ray
@@ -173,24 +176,15 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
         except ValueError:
             print(f"error: --seeds: expected integers like 0,1,2, got {args.seeds!r}", file=sys.stderr)
-            return 2
+            return Done(2)
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING)
         try:
             with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
                 res = compare(args.compare.split(","), seeds, args.steps, args.tasks, args.workers, Path(tmp))
         finally:
             ray.shutdown()
-        res = {"steps": args.steps, "seeds": seeds, "tasks": args.tasks, "workers": args.workers,
-               "load_avg": [round(x, 2) for x in os.getloadavg()], "launches": res}
-        if args.json:
-            print(json.dumps(res, indent=2))
-        else:
-            for launch, r in res["launches"].items():
-                w = f"ray{args.workers}"
-                print(f"{launch}: in-process {r['inproc']['mean']:.1f} [{r['inproc']['ci95'][0]:.1f}, "
-                      f"{r['inproc']['ci95'][1]:.1f}], {args.workers} workers {r[w]['mean']:.1f}; "
-                      f"same return: {r['same_return']}")
-        return 0
+        return {"steps": args.steps, "seeds": seeds, "tasks": args.tasks, "workers": args.workers,
+                "load_avg": [round(x, 2) for x in os.getloadavg()], "launches": res}
 
     launch = args.launch or LAUNCH[args.robot]
     cfg = load_config(launch)
@@ -226,15 +220,26 @@ def main(argv: list[str] | None = None) -> int:
         "projection": projection(ray1, ray2, it_steps),
         "details": runs,
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        res = result
-        print(f"{launch}: in-process {res['inproc_sps']:,.0f} steps/s, Ray 1 worker {res['ray1_sps']:,.0f}, "
-              f"Ray 2 workers {res['ray2_sps']:,.0f}; overhead {100 * res['ray_overhead']:.1f} %; "
-              f"{res['bytes_per_iteration'] / 1e6:.2f} MB/iteration, broadcast {res['broadcast_ms']:.1f} ms, "
-              f"gather {res['gather_ms']:.1f} ms (load {res['load_avg_before'][0]:.2f})")
-    return 0
+    return result
+
+
+def _text(res: dict[str, Any]) -> str | None:
+    if "launches" in res:  # --compare
+        w = f"ray{res['workers']}"
+        lines = [f"{launch}: in-process {r['inproc']['mean']:.1f} [{r['inproc']['ci95'][0]:.1f}, "
+                 f"{r['inproc']['ci95'][1]:.1f}], {res['workers']} workers {r[w]['mean']:.1f}; "
+                 f"same return: {r['same_return']}" for launch, r in res["launches"].items()]
+        return "\n".join(lines) or None
+    return (f"{res['launch']}: in-process {res['inproc_sps']:,.0f} steps/s, "
+            f"Ray 1 worker {res['ray1_sps']:,.0f}, Ray 2 workers {res['ray2_sps']:,.0f}; "
+            f"overhead {100 * res['ray_overhead']:.1f} %; "
+            f"{res['bytes_per_iteration'] / 1e6:.2f} MB/iteration, broadcast {res['broadcast_ms']:.1f} ms, "
+            f"gather {res['gather_ms']:.1f} ms (load {res['load_avg_before'][0]:.2f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench scale`` calls it with its arguments)."""
+    return bench_main("scale", __doc__, argv, _options, _measure, _text)
 
 
 if __name__ == "__main__":

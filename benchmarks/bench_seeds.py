@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from robot_meta.launch.bench_cli import bench_main
+
 SETTINGS = ("in_dist", "ood")
 
 
@@ -111,13 +113,7 @@ def _ints(p: argparse.ArgumentParser, text: str, flag: str) -> list[int]:
     return vals
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench seeds`` calls it with its arguments)."""
-    p = argparse.ArgumentParser(
-        prog="robot-meta bench seeds",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("launch", help="a bundled launch file name or a path to one")
     p.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     p.add_argument("--eval-seeds", default="1,2", help="eval seeds per run (default 1,2)")
@@ -125,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/seeds", help="where the runs are trained (default runs/seeds)")
     p.add_argument("--reuse", action="store_true",
                    help="keep finished runs in --out and the evaluations already in its results file")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
     seeds = _ints(p, args.seeds, "--seeds")
     eval_seeds = _ints(p, args.eval_seeds, "--eval-seeds")
     if args.tasks < 2:
@@ -168,8 +165,13 @@ def main(argv: list[str] | None = None) -> int:
             write_json_atomic(results_path, result)
     result["summary"] = summary(result["runs"])
     write_json_atomic(results_path, result)
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench seeds`` calls it with its arguments)."""
+    return bench_main("seeds", __doc__, argv, _options, _measure, markdown,
+                      json_help="print JSON instead of the Markdown table")
 
 
 if __name__ == "__main__":

@@ -23,16 +23,21 @@ Errors are relative to the servo file's value: |measured - file| / file.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from robot_meta.launch.bench_cli import bench_main
+
+if TYPE_CHECKING:
+    from robot_meta.sim.mujoco_backend import MujocoBackend
+    from robot_meta.sim.robots.robot_def import RobotDef
+    from robot_meta.sim.twin import TwinBackend
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 
@@ -41,13 +46,13 @@ VOLTAGES = (12.0, 10.0)
 RUN_S, REVERSE_S = 3.0, 0.6
 
 
-def _params(robot: Any, voltage: float) -> np.ndarray:
+def _params(robot: RobotDef, voltage: float) -> np.ndarray:
     from robot_meta.sim.randomize import params_from_dict
 
     return params_from_dict(robot, {"supply_voltage": voltage}, "bench")
 
 
-def _expected(robot: Any, joint: str, omega: float, voltage: float) -> float:
+def _expected(robot: RobotDef, joint: str, omega: float, voltage: float) -> float:
     """The servo file's delivered torque at full current: envelope(+inf, w, V, K_t I_max)."""
     hj = robot.hardware_map.joint(joint)
     r = hj.transmission
@@ -55,7 +60,7 @@ def _expected(robot: Any, joint: str, omega: float, voltage: float) -> float:
     return float(tau) / r
 
 
-def _mujoco_torque(robot: Any, k: int, omega: float, voltage: float) -> float:
+def _mujoco_torque(robot: RobotDef, k: int, omega: float, voltage: float) -> float:
     """MuJoCo's delivered torque on actuated joint k held at speed omega under full current."""
     import mujoco
 
@@ -73,7 +78,7 @@ def _mujoco_torque(robot: Any, k: int, omega: float, voltage: float) -> float:
     return float(d.qfrc_actuator[dof])
 
 
-def _twin_torque(robot: Any, k: int, omega: float, voltage: float) -> float:
+def _twin_torque(robot: RobotDef, k: int, omega: float, voltage: float) -> float:
     """The twin's delivered torque on actuated joint k held at speed omega under full current."""
     from robot_meta.sim.twin import TwinBackend
 
@@ -91,14 +96,14 @@ def _twin_torque(robot: Any, k: int, omega: float, voltage: float) -> float:
     return out
 
 
-def _peak_speeds(robot: Any, engine: str) -> np.ndarray:
+def _peak_speeds(robot: RobotDef, engine: str) -> np.ndarray:
     """Peak |qdot| of each actuated joint over RUN_S of full, reversing current from rest."""
     n_act = len(robot.actuated_joints)
     cols = [robot.joints.index(j) for j in robot.actuated_joints]
     if engine == "twin":
         from robot_meta.sim.twin import TwinBackend
 
-        be: Any = TwinBackend(robot, 1)
+        be: TwinBackend | MujocoBackend = TwinBackend(robot, 1)
     else:
         from robot_meta.sim.mujoco_backend import MujocoBackend
 
@@ -158,16 +163,7 @@ def run(robot_name: str) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="robot-meta bench servo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robot", default="arm2", help="a robot with servo physics (default arm2)")
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    args = p.parse_args(argv)
-    res = run(args.robot)
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
+def _text(res: dict[str, Any]) -> None:
     print(f"{res['robot']}: delivered torque at full current vs the servo file "
           f"({', '.join(f'{j}: {m}' for j, m in res['servo'].items())})")
     print(f"  {'joint':9s} {'V':>5s} {'w/w0':>5s} {'file':>7s} {'mujoco':>7s} {'twin':>7s}  rel. err")
@@ -178,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak |qdot| / no-load speed, full reversing current for {RUN_S:g} s from rest:")
     for e, v in res["peak_speed_over_no_load"].items():
         print(f"  {e:13s} " + ", ".join(f"{j} {x:.2f}" for j, x in v.items()))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(
+        "servo", __doc__, argv,
+        lambda p: p.add_argument("--robot", default="arm2", help="a robot with servo physics (default arm2)"),
+        lambda a, p: run(a.robot), _text)
 
 
 if __name__ == "__main__":

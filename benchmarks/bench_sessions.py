@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from robot_meta.launch.bench_cli import add_methods_option, bench_main, split_methods
+
 METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2")
 # The hand-written hidden files were written for these families; --hidden-sets uses the headline.
 FAMILY = {"cartpole": "all", "arm2": "payload"}
@@ -271,19 +273,9 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench sessions`` calls it with its arguments)."""
-    import tomllib
-
-    p = argparse.ArgumentParser(
-        prog="robot-meta bench sessions",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="arm2", choices=sorted(FAMILY))
-    p.add_argument(
-        "--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS)
-    )
+    add_methods_option(p, METHODS)
     p.add_argument(
         "--runs", default="runs/table", help="trained runs <robot>-<family>-<method> (default runs/table)"
     )
@@ -308,17 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-rollouts", type=int, default=2, help="evaluation rollouts per column (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="working directory (default <runs>/sessions-<robot>)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
+    import tomllib
+
     from robot_meta.errors import UserError
     from robot_meta.hardware.errors import HardwareError
     from robot_meta.launch.emulator_process import EmulatorProcess
     from robot_meta.sim.randomize import headline_family
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise UserError(f"--methods: unknown {', '.join(bad)}; choose from {', '.join(METHODS)}")
+    methods, error = split_methods(args.methods, METHODS)
+    if error:
+        raise UserError(error)
     if args.hidden_sets is not None and args.hidden:
         raise UserError("--hidden and --hidden-sets: give one of them")
     if args.hidden_sets is not None and args.hidden_sets < 1:
@@ -336,9 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m}: {e}", file=sys.stderr, flush=True)
             bundles[m] = f"export failed: {e}"
     if args.hidden_sets is not None:
-        table = run_hidden_sets(args, methods, bundles, fam, out)
-        print(json.dumps(table, indent=2) if args.json else hidden_markdown(table))
-        return 0
+        return run_hidden_sets(args, methods, bundles, fam, out)
     names = args.hidden.split(",") if args.hidden else HIDDEN[args.robot]
     hidden = [Path(n) if n.endswith(".toml") else ROOT / "examples" / "hidden" / f"{n}.toml" for n in names]
     result: dict[str, Any] = {
@@ -377,8 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         if done:
             block["best"] = max(done, key=lambda k: block["methods"][k]["after"])
         (out / f"sessions_{args.robot}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench sessions`` calls it with its arguments)."""
+    return bench_main("sessions", __doc__, argv, _options, _measure,
+                      lambda r: hidden_markdown(r) if "hidden_sets" in r else markdown(r),
+                      json_help="print JSON instead of Markdown tables")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ whose load moves.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -45,16 +44,20 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robot_meta.hardware.timing import steal_ms
+from robot_meta.launch.bench_cli import bench_main
+
+if TYPE_CHECKING:
+    from robot_meta.sim.vec_env import VecEnv
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 
-def _time_loop(fn: Any, seconds: float, steal: list[float]) -> tuple[int, float]:
+def _time_loop(fn: Callable[[], object], seconds: float, steal: list[float]) -> tuple[int, float]:
     """Call fn() until `seconds` elapse; return (calls, elapsed). Appends to steal the share
     of the two CPUs' time the hypervisor took meanwhile, in percent."""
     n, s0, t0 = 0, steal_ms(), time.perf_counter()
@@ -102,7 +105,7 @@ class _Split:
         setattr(obj, name, timed)
 
 
-def time_split(env: Any, policy: Any, obs: np.ndarray, steps: int) -> dict[str, float]:
+def time_split(env: VecEnv, policy: _MLP, obs: np.ndarray, steps: int) -> dict[str, float]:
     """Microseconds per closed-loop step in each part of SPLIT, over ``steps`` steps of env
     (instrumented in place: use it last)."""
     sp = _Split()
@@ -362,9 +365,7 @@ def compare(robot: str, num_envs: int, nthread: int, rounds: int, seconds: float
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="robot-meta bench sim", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="cartpole", help="cartpole or arm2 (default cartpole)")
     p.add_argument("--num-envs", type=_sizes, default=[64],
                    help="batch size B (default 64), or a comma-separated list to sweep in one run")
@@ -377,33 +378,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nthread", type=int, default=2, help="rollout threads (default 2)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
-    p.add_argument("--json", action="store_true", help="print JSON only")
     p.add_argument("--compare-ideal", action="store_true",
                    help="also measure the ideal-actuator model of before issue 20, in alternating "
                         "rounds, and report servo / ideal ratios")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
     sizes = list(SWEEP) if args.sweep else args.num_envs
     if args.compare_ideal and len(sizes) > 1:
         p.error("--compare-ideal takes one batch size")
     if args.compare_ideal:
-        res = compare(args.robot, sizes[0], args.nthread, args.rounds, args.seconds)
-    elif len(sizes) > 1:
-        res = sweep(args.robot, sizes, args.nthread, args.rounds, args.seconds, args.family,
-                    args.split_steps)
-    else:
-        res = run(args.robot, sizes[0], args.nthread, args.rounds, args.seconds,
-                  family=args.family, split_steps=args.split_steps)
-    if args.json:
-        print(json.dumps(res, indent=2))
-    elif "sweep" in res:
+        return compare(args.robot, sizes[0], args.nthread, args.rounds, args.seconds)
+    if len(sizes) > 1:
+        return sweep(args.robot, sizes, args.nthread, args.rounds, args.seconds, args.family,
+                     args.split_steps)
+    return run(args.robot, sizes[0], args.nthread, args.rounds, args.seconds,
+               family=args.family, split_steps=args.split_steps)
+
+
+def _text(res: dict[str, Any]) -> None:
+    if "sweep" in res:
         _print_sweep(res)
-    else:
-        for k, v in res.items():
-            if isinstance(v, dict):
-                v = ", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}"
-                              for a, b in v.items())
-            print(f"{k:28s} {v:.4g}" if isinstance(v, float) else f"{k:28s} {v}")
-    return 0
+        return
+    for k, v in res.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}"
+                          for a, b in v.items())
+        print(f"{k:28s} {v:.4g}" if isinstance(v, float) else f"{k:28s} {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("sim", __doc__, argv, _options, _measure, _text)
 
 
 if __name__ == "__main__":

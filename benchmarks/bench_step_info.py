@@ -34,29 +34,36 @@ lies above 0. Deterministic for ``--seed``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from robot_meta.launch.bench_cli import bench_main
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from robot_meta.learn.algorithms.maml import MAML
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 METHODS = ("maml", "fomaml", "reptile", "cavia")
 
 
-def steps(algo: Any, env: Any) -> Any:
+def steps(algo: MAML, env: VecEnvLike) -> np.ndarray:
     """The inner steps d_i (M, D) of the M tasks set on ``env``, from one fresh batch of rollouts
     per task collected with the meta-policy (each call starts new episodes of the same tasks)."""
     import numpy as np
     import torch
 
     from robot_meta.learn.adaptation import stack_params
+    from robot_meta.learn.algorithms.cavia import CAVIA, transitions
 
-    if algo.name == "cavia":
-        from robot_meta.learn.algorithms.cavia import transitions
-
+    if isinstance(algo, CAVIA):
         z0 = algo.z0().detach().expand(algo.M, -1)
-        data = algo.act_with(env, z0)
-        rule = algo.context_rule(detach=True)
-        return (rule.adapt(z0, transitions(data, algo.M, algo.R, algo.cfg.meta.action_history)) - z0).numpy()
+        ctx_data = algo.act_with(env, z0)
+        ctx_rule = algo.context_rule(detach=True)
+        return (ctx_rule.adapt(z0, transitions(ctx_data, algo.M, algo.R, algo.cfg.meta.action_history))
+                - z0).numpy()
     theta = {k: v.detach() for k, v in algo.theta().items()}
     data = algo.collect(env, stack_params([theta] * algo.M))
     rule = algo.rule(detach=True)
@@ -152,20 +159,19 @@ def measure(run: Path, tasks: int, rollouts: int, seed: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench step-info`` calls it with its arguments)."""
-    p = argparse.ArgumentParser(prog="robot-meta bench step-info", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="trained run directories (maml, fomaml, reptile or cavia)")
     p.add_argument("--tasks", type=int, default=32, help="tasks drawn from the training family (default 32)")
     p.add_argument("--rollouts", type=int, default=3, help="rollouts per batch, K (default 3)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> Any:
     results = [measure(Path(r), args.tasks, args.rollouts, args.seed) for r in args.runs]
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-        return 0
+    return results[0] if args.json and len(results) == 1 else results
+
+
+def _text(results: list[dict[str, Any]]) -> None:
     print("| run | method | same-task cos | other-task cos | same - other | centered same - other "
           "| signal fraction | carries info | |d| |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -175,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{f(r['same_minus_other'])} | {f(r['centered']['same_minus_other'])} | "
               f"{f(r['signal_fraction'])} | {'yes' if r['carries_task_information'] else 'no'} | "
               f"{r['step_norm']:.3g} |")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench step-info`` calls it with its arguments)."""
+    return bench_main("step-info", __doc__, argv, _options, _measure, _text, json_help=None)
 
 
 if __name__ == "__main__":

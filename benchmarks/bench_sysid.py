@@ -26,7 +26,6 @@ Targets (issue 22): coverage >= 90 %, error drop >= 5x, excitation <= 60 robot s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -35,14 +34,20 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from robot_meta.launch.bench_cli import bench_main
+
+if TYPE_CHECKING:
+    from robot_meta.sim.randomize import FamilySpec
+    from robot_meta.sim.robots.robot_def import RobotDef
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 
-def hidden_sets(robot: Any, family: Any, n: int, seed: int, widen: float
+def hidden_sets(robot: RobotDef, family: FamilySpec, n: int, seed: int, widen: float
                 ) -> list[dict[str, Any]]:
     """n hidden sets {"params": {factor: value}, "servo": {effect: value}, "ood": [names]}."""
     rng = np.random.default_rng(seed)
@@ -218,24 +223,23 @@ def run(robot: str, sets: int, seed: int, family: str | None, seconds: float,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="robot-meta bench sysid", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="arm2", help="arm2, cartpole or all (default arm2)")
     p.add_argument("--sets", type=int, default=8, help="hidden parameter sets (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--family", help="family to identify (default: the robot's headline)")
     p.add_argument("--seconds", type=float, default=6.0, help="seconds per excitation rollout")
     p.add_argument("--max-iters", type=int, default=25)
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    args = p.parse_args(argv)
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> Any:
     robots = ["arm2", "cartpole"] if args.robot == "all" else [args.robot]
     res = [run(r, args.sets, args.seed, args.family, args.seconds, args.max_iters) for r in robots]
-    out: Any = res[0] if len(res) == 1 else {"bench": "sysid", "robots": res}
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    for r in res:
+    return res[0] if len(res) == 1 else {"bench": "sysid", "robots": res}
+
+
+def _text(out: dict[str, Any]) -> None:
+    for r in out.get("robots", [out]):
         s = r["summary"]
         print(f"{r['robot']} ({r['family']}, {r['sets']} hidden sets): coverage "
               f"{s['inside']}/{s['identifiable_reports']} = {s['coverage']:.1%}, held-out RMSE "
@@ -243,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
               f" (median ratio {s['heldout_ratio_median']:.1f}x, min {s['heldout_ratio_min']:.1f}x),"
               f" robot {s['robot_seconds_max']:.1f} s max, fit {s['fit_s_max']:.1f} s max")
         print(f"  misses: {s['misses_by_factor']}; unidentifiable: {s['unidentifiable_by_factor']}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("sysid", __doc__, argv, _options, _measure, _text)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ In one run:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from robot_meta.launch.bench_cli import Done, bench_main
 
 LAUNCH = {"cartpole": "cartpole-all-rma", "arm2": "arm2-payload-rma"}
 
@@ -87,22 +88,26 @@ def minutes_to_90(launch: str, budgets: list[float], root: Path, tasks: int) -> 
     return {"minutes": None, "trials": trials}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (``robot-meta bench train`` calls it with its arguments)."""
-    p = argparse.ArgumentParser(prog="robot-meta bench train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="cartpole", choices=sorted(LAUNCH))
     p.add_argument("--seconds", type=float, default=60.0, help="measuring time per trainer")
     p.add_argument("--budgets", default="2,4", help="RMA budgets in minutes for minutes_to_90pct_oracle")
     p.add_argument("--tasks", type=int, default=64, help="held-out tasks for the oracle check")
     p.add_argument("--no-oracle", action="store_true", help="skip minutes_to_90pct_oracle")
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    args = p.parse_args(argv)
+
+
+def _text(result: dict[str, Any]) -> str:
+    return (f"ours {result['ours_sps']:,.0f} steps/s, SB3 PPO {result['sb3_sps']:,.0f} steps/s, "
+            f"ratio {result['ratio']:.1f}x; minutes to 90% oracle (RMA): "
+            f"{result['minutes_to_90pct_oracle']}")
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any] | Done:
     try:
         budgets = [float(x) for x in args.budgets.split(",") if x.strip()]
     except ValueError:
         print(f"error: --budgets: expected minutes like 2,4, got {args.budgets!r}", file=sys.stderr)
-        return 2
+        return Done(2)
     from robot_meta.learn.config import load_config
 
     launch = LAUNCH[args.robot]
@@ -122,13 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             m = minutes_to_90(launch, budgets, root, args.tasks)
             result["minutes_to_90pct_oracle"] = m["minutes"]
             result["details"]["oracle_trials"] = m["trials"]
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"ours {result['ours_sps']:,.0f} steps/s, SB3 PPO {result['sb3_sps']:,.0f} steps/s, "
-              f"ratio {result['ratio']:.1f}x; minutes to 90% oracle (RMA): "
-              f"{result['minutes_to_90pct_oracle']}")
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``robot-meta bench train`` calls it with its arguments)."""
+    return bench_main("train", __doc__, argv, _options, _measure, _text)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,14 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robot_meta.calibration.errors import CalibrationError, UncalibratedError
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.bus import MotorBus
+    from robot_meta.runtime.robot_config import RobotConfig
 
 FORMAT = 1
 FILE_NAME = "calibration.json"
@@ -215,7 +219,7 @@ def load_calibration(path: str | Path) -> RobotCalibration:
                             str(data.get("created", "")))
 
 
-def calibration_path(cfg: Any) -> Path:
+def calibration_path(cfg: RobotConfig) -> Path:
     """Where a robot config's calibration lives: its ``calibration`` key (relative to the
     config file), else ``<deploy_dir>/calibration.json``."""
     if cfg.calibration:
@@ -226,7 +230,7 @@ def calibration_path(cfg: Any) -> Path:
     return Path(cfg.deploy_dir) / FILE_NAME
 
 
-def load_for_config(cfg: Any, hw: HardwareMap) -> RobotCalibration:
+def load_for_config(cfg: RobotConfig, hw: HardwareMap) -> RobotCalibration:
     """The robot's calibration, checked against its hardware map; a missing file raises
     :class:`UncalibratedError` saying how to calibrate (or to pass --no-calibration)."""
     path = calibration_path(cfg)
@@ -241,7 +245,7 @@ def load_for_config(cfg: Any, hw: HardwareMap) -> RobotCalibration:
     return cal
 
 
-def check_servo_registers(bus: Any, hw: HardwareMap) -> None:
+def check_servo_registers(bus: MotorBus, hw: HardwareMap) -> None:
     """The calibration is applied in software on top of the raw servo: every servo's own
     Homing Offset (20) must read 0 and its Drive Mode (10) must not select reverse (bit 0)."""
     for j in hw.joints:

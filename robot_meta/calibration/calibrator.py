@@ -49,7 +49,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -63,6 +63,11 @@ from robot_meta.calibration.spec import CalibrationSpec
 from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
 from robot_meta.hardware.hardware_map import HardwareMap
 from robot_meta.hardware.safety import JointLimits, SafetyLimits
+
+if TYPE_CHECKING:
+    from robot_meta.calibration.spec import JointCalibration
+    from robot_meta.hardware.mock import MockBus
+    from robot_meta.hardware.robot import JointState, Robot
 
 T = TypeVar("T")
 # Bus failures that a repeat can outlast (as in an adaptation session); the Robot has turned
@@ -93,7 +98,7 @@ class BusClock:
     """Simulated time of an in-process :class:`~robot_meta.hardware.MockBus` with a manual
     clock: sleeping steps the physics."""
 
-    def __init__(self, bus: Any):
+    def __init__(self, bus: MockBus):
         self.bus = bus
 
     def now(self) -> float:
@@ -165,7 +170,7 @@ class Calibrator:
         status: called with one line of progress per phase.
     """
 
-    def __init__(self, robot: Any, spec: CalibrationSpec | None = None,
+    def __init__(self, robot: Robot, spec: CalibrationSpec | None = None,
                  config: CalibratorConfig | None = None, clock: Clock | None = None,
                  status: Callable[[str], None] | None = None):
         from robot_meta.calibration.spec import load_calibration_spec
@@ -305,15 +310,15 @@ class Calibrator:
             for j in hw.actuated)
         return SafetyLimits(lims, hw.actuated)
 
-    def _spec(self, k: int) -> Any:
+    def _spec(self, k: int) -> JointCalibration:
         return self.spec.joint(self.joints[k].joint)
 
     def _imax(self, k: int) -> float:
         return self.joints[k].max_current_a * self.cfg.current_fraction
 
     # ---- the loop -----------------------------------------------------------------------------
-    def _drive(self, duration: float, ctrl: Callable[[float, Any], np.ndarray],
-               until: Callable[[float, Any], bool] | None = None) -> Log:
+    def _drive(self, duration: float, ctrl: Callable[[float, JointState], np.ndarray],
+               until: Callable[[float, JointState], bool] | None = None) -> Log:
         """Run ``ctrl(t, state) -> currents`` at ``rate_hz`` for ``duration`` s (or until
         ``until(t, state)``); returns the samples."""
         dt = 1.0 / self.cfg.rate_hz
@@ -377,11 +382,11 @@ class Calibrator:
                 imax = self._imax(k)
                 dir_ = float(j.direction)  # current that pushes toward +q in this frame
 
-                def ramp(t: float, s: Any, k: int = k, sgn: float = sgn, d: float = dir_,
+                def ramp(t: float, s: JointState, k: int = k, sgn: float = sgn, d: float = dir_,
                          imax: float = imax) -> np.ndarray:
                     return self._currents({k: sgn * d * min(imax, c.ramp_a_per_s * t)})
 
-                def moved(t: float, s: Any, k: int = k, q0: float = q0, thr: float = thr) -> bool:
+                def moved(t: float, s: JointState, k: int = k, q0: float = q0, thr: float = thr) -> bool:
                     return bool(abs(s.q[k] - q0) >= thr)
 
                 full = imax / c.ramp_a_per_s
@@ -410,7 +415,7 @@ class Calibrator:
         c = self.cfg
         still = {"s": 0.0}
 
-        def done(t: float, s: Any) -> bool:
+        def done(t: float, s: JointState) -> bool:
             ok = all(abs(s.dq[k]) < (0.1 if j.kind == "revolute" else 0.02)
                      for k, j in enumerate(self.joints) if j.actuated)
             still["s"] = still["s"] + 1.0 / c.rate_hz if ok else 0.0
@@ -437,13 +442,13 @@ class Calibrator:
         for sgn in (1.0, -1.0):
             target = {k: centre[k] + sgn * c.hang_excursion for k in ks}
 
-            def pd(t: float, s: Any, target: dict[int, float] = target) -> np.ndarray:
+            def pd(t: float, s: JointState, target: dict[int, float] = target) -> np.ndarray:
                 return self._currents({k: self._pd(k, target[k], s.q[k], s.dq[k]) for k in ks})
 
             hold = self._drive(c.hold_s, pd)
             i_hold: np.ndarray = hold.current[hold.tail(0.2), :].mean(axis=0)
 
-            def release(t: float, s: Any, i_hold: np.ndarray = i_hold) -> np.ndarray:
+            def release(t: float, s: JointState, i_hold: np.ndarray = i_hold) -> np.ndarray:
                 # Quasi-static release: I(t) = I_hold (1 - t / T).
                 return i_hold * max(0.0, 1.0 - t / c.release_s)
 
@@ -464,12 +469,12 @@ class Calibrator:
             v_goal = sgn * c.end_stop_speed
             state = {"slow": 0.0}
 
-            def vel(t: float, s: Any, k: int = k, v_goal: float = v_goal) -> np.ndarray:
+            def vel(t: float, s: JointState, k: int = k, v_goal: float = v_goal) -> np.ndarray:
                 tau = kv * (v_goal - s.dq[k])
                 return self._currents({k: float(np.clip(j.effort_to_current(tau),
                                                         -self._imax(k), self._imax(k)))})
 
-            def stalled(t: float, s: Any, k: int = k, state: dict[str, float] = state) -> bool:
+            def stalled(t: float, s: JointState, k: int = k, state: dict[str, float] = state) -> bool:
                 # At the stop: pushing, and slower than a tenth of the goal for 0.3 s.
                 if t > 0.5 and abs(s.dq[k]) < 0.1 * c.end_stop_speed:
                     state["slow"] += 1.0 / c.rate_hz
@@ -499,10 +504,10 @@ class Calibrator:
         here = self.robot.read_state().q
         target = {k: zero.get(self.joints[k].joint, float(here[k])) for k in self.act}
 
-        def hold(t: float, s: Any) -> np.ndarray:
+        def hold(t: float, s: JointState) -> np.ndarray:
             return self._currents({k: self._pd(k, target[k], s.q[k], s.dq[k]) for k in self.act})
 
-        def there(t: float, s: Any) -> bool:
+        def there(t: float, s: JointState) -> bool:
             return all(abs(s.q[k] - target[k]) < 0.01 and abs(s.dq[k]) < 0.02 for k in self.act)
 
         self._drive(8.0, hold, there)  # get there first: the swing is fitted with them still
@@ -561,7 +566,7 @@ class Calibrator:
         for sgn in (1.0, -1.0):
             tgt = zr + sgn * c.relative_excursion
 
-            def hold(t: float, s: Any, tgt: float = tgt) -> np.ndarray:
+            def hold(t: float, s: JointState, tgt: float = tgt) -> np.ndarray:
                 return self._currents({r: self._pd(r, tgt, s.q[r], s.dq[r])})
 
             log = self._drive(c.relative_settle_s, hold)
@@ -571,7 +576,7 @@ class Calibrator:
             {r: self._pd(r, zr, s.q[r], s.dq[r])}))
         i_hold: np.ndarray = log.current[log.tail(0.2), :].mean(axis=0)
 
-        def release(t: float, s: Any) -> np.ndarray:
+        def release(t: float, s: JointState) -> np.ndarray:
             return i_hold * max(0.0, 1.0 - 2 * t / c.release_s)
 
         self._drive(0.5 * c.release_s, release)
@@ -623,7 +628,7 @@ class Calibrator:
         v = c.end_stop_speed
         here = float(self.robot.read_state().q[r])
 
-        def ctrl(t: float, s: Any) -> np.ndarray:
+        def ctrl(t: float, s: JointState) -> np.ndarray:
             if t < 0.6:
                 goal = v
             elif t < 1.8:

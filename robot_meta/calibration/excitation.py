@@ -31,13 +31,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robot_meta.errors import UserError
 from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
+from robot_meta.hardware.hardware_map import HardwareMap
 from robot_meta.runtime.session_store import SessionError, SessionStore
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.robot import Robot
+    from robot_meta.sim.robots.robot_def import RobotDef
 
 # Communication failures a fresh attempt can survive (not safety trips or servo alarms).
 TRANSIENT = (ServoTimeoutError, CorruptPacketError, TorqueLostError)
@@ -74,9 +79,9 @@ class ExcitationConfig:
     reset_kd: dict[str, float] = field(default_factory=dict)
 
 
-def default_config(robot: Any) -> ExcitationConfig:
+def default_config(robot: HardwareMap | RobotDef) -> ExcitationConfig:
     """Amplitudes well inside the joint ranges and gains that are stable at 50 Hz."""
-    hw = robot.hardware_map if hasattr(robot, "hardware_map") else robot
+    hw = robot if isinstance(robot, HardwareMap) else robot.hardware_map
     amp, kp, kd, rkp, rkd = {}, {}, {}, {}, {}
     for j in hw.actuated:
         lin = j.kind == "prismatic"
@@ -160,7 +165,7 @@ class ExcitationRunner:
             a manual-clock mock bus passes its emulated time).
     """
 
-    def __init__(self, robot: Any, out: str | Path, *, dt: float,
+    def __init__(self, robot: Robot, out: str | Path, *, dt: float,
                  cfg: ExcitationConfig | None = None, seed: int = 0, resume: bool = False,
                  wait: Callable[[], None] | None = None,
                  reset: Callable[[np.ndarray], None] | None = None,

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from robot_meta.learn.algorithms.base import Algorithm
 from robot_meta.learn.checkpoint import FILENAME, load_checkpoint
 from robot_meta.learn.config import TrainConfig, config_from_dict
 from robot_meta.learn.trainer import CONFIG_NAME, build_algorithm, derive_seed
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 # Student-t 97.5 % quantiles for small samples (df = n - 1); the normal 1.96 beyond.
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -52,7 +55,7 @@ def load_run(run_dir: str | Path, device: torch.device | None = None) -> tuple[T
     return cfg, algo
 
 
-def run_episode(env: Any, agent: Agent, mode: str, seed: int) -> np.ndarray:
+def run_episode(env: VecEnvLike, agent: Agent, mode: str, seed: int) -> np.ndarray:
     """One rollout per env from a fresh reset (same seed -> same start states and noise), acting
     with ``agent`` in ``mode``; each env's transitions count until its episode ends. Returns the
     episode returns (N,)."""
@@ -93,7 +96,7 @@ class SettingResult:
     zero_shot_paired: dict[int, np.ndarray] | None = None  # zero-shot with rollout k's seed
 
 
-def evaluate_setting(env: Any, agent: Agent, baseline: Agent | None, rollouts: Sequence[int],
+def evaluate_setting(env: VecEnvLike, agent: Agent, baseline: Agent | None, rollouts: Sequence[int],
                      seed: int) -> SettingResult:
     """All columns on the env's fixed tasks. Rollout j of the adaptation sequence uses the
     state that rollouts 0..j-1 produced, so adapted[k] is the return of rollout k. For agents

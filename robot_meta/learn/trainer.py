@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,10 @@ from robot_meta.learn.algorithms.base import Algorithm, EnvSpec
 from robot_meta.learn.checkpoint import FILENAME, load_checkpoint, save_checkpoint
 from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.logger import RunLogger
+
+if TYPE_CHECKING:
+    from robot_meta.learn.rollout_pool import RolloutPool
+    from robot_meta.sim.vec_env import VecEnv
 
 CONFIG_NAME = "config.toml"
 
@@ -39,7 +43,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_env(cfg: TrainConfig, algo: Algorithm | None = None, *, num_envs: int | None = None,
-             seed: int = 0, split: str = "train", **kwargs: Any) -> Any:
+             seed: int = 0, split: str = "train", **kwargs: Any) -> VecEnv:
     """The training env of a config (the algorithm may add ``make_vec_env`` arguments)."""
     from robot_meta.sim import make_vec_env
 
@@ -93,7 +97,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
                  progress: bool = True, tensorboard: bool = True, stop_at: int | None = None,
                  init_from: str | Path | None = None, workers: int | None = None,
-                 ray_address: str | None = None, on_pool: Callable[[Any], None] | None = None):
+                 ray_address: str | None = None, on_pool: Callable[[RolloutPool], None] | None = None):
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
         # a run whose final weights start this one (fine-tuning, e.g. on a family narrowed
         # by robot-meta sysid); its step counters are not carried over
@@ -104,7 +108,7 @@ class Trainer:
             raise UserError(f"--workers must be >= 0, got {self.workers}")
         self.ray_address = ray_address
         self.on_pool = on_pool  # called with the RolloutPool once it is up (tests inject faults)
-        self.pool: Any = None
+        self.pool: RolloutPool | None = None
         self.stop_at = stop_at  # stop (and checkpoint) at this iteration, as an interruption would
         self.progress, self.tensorboard = progress, tensorboard
         if cfg.run.torch_threads:
@@ -147,6 +151,7 @@ class Trainer:
     def worker_record(self) -> dict[str, float]:
         """Per-worker collection time and steps/s of the last iteration, and the broadcast and
         gather costs (logged with the iteration's other scalars)."""
+        assert self.pool is not None, "worker_record needs the rollout pool"
         last = self.pool.last
         out: dict[str, float] = {"workers/broadcast_ms": last["broadcast_ms"],
                                  "workers/gather_ms": last["gather_ms"],
@@ -189,7 +194,7 @@ class Trainer:
             ck = load_checkpoint(self.init_from / FILENAME, algorithm=cfg.run.algorithm,
                                  robot=cfg.run.robot)
             algo.load_state_dict(ck["state"])
-        env: Any = None
+        env: VecEnv | None = None
         if self.workers:
             from robot_meta.learn.rollout_pool import RolloutPool
 
@@ -206,7 +211,7 @@ class Trainer:
             if self.pool is not None:
                 self.pool.close()
 
-    def _loop(self, algo: Algorithm, env: Any) -> dict[str, Any]:
+    def _loop(self, algo: Algorithm, env: VecEnv | None) -> dict[str, Any]:
         cfg = self.cfg
         logger = RunLogger(self.run_dir, tensorboard=self.tensorboard)
         bar = None
@@ -229,6 +234,7 @@ class Trainer:
                         self.pool.start_segment(self.iteration)
                         algo.start_learner(rng, gen)
                     else:
+                        assert env is not None  # in-process: the trainer made the env
                         obs = env.reset(seed=derive_seed(cfg.run.seed, 1, self.iteration))
                         algo.start_segment(env, obs, rng, gen)
                     fresh_segment = False
@@ -239,6 +245,7 @@ class Trainer:
                     shards = self.pool.collect(algo.rollout_weights(), phase, self.iteration)
                     m = algo.learn(shards, phase)
                 else:
+                    assert env is not None
                     m = algo.iterate(env, phase)
                 dt = time.perf_counter() - t0
                 self.iteration += 1

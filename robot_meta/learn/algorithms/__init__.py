@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from robot_meta.learn.algorithms.base import Algorithm
 
 _CLASSES = {
     "ppo": ("robot_meta.learn.algorithms.ppo", "PPO"),
@@ -18,7 +21,8 @@ _CLASSES = {
 }
 
 
-def algorithm_class(name: str) -> Any:
+def algorithm_class(name: str) -> type[Algorithm]:
     """The Algorithm subclass registered under ``name``."""
     module, cls = _CLASSES[name]
-    return getattr(importlib.import_module(module), cls)
+    algo: type[Algorithm] = getattr(importlib.import_module(module), cls)
+    return algo

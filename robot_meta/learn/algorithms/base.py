@@ -10,13 +10,16 @@ code (``iterate`` = ``learn([collect_shard(env)])``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from robot_meta.learn.agent import Agent
 from robot_meta.learn.config import META_BATCH_METHODS, ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 Shard = dict[str, Any]
 """One worker's part of an iteration: ``num_envs`` (its B_k), ``steps`` (env steps taken),
@@ -49,7 +52,7 @@ class Algorithm:
     name: str = ""
     phases: tuple[str, ...] = ()
     # set by every subclass: the actor-critic, its optimizer and the (adaptive) learning rate
-    ac: Any  # an ActorCritic or RecurrentActorCritic
+    ac: torch.nn.Module  # an ActorCritic or RecurrentActorCritic (each subclass narrows it)
     optimizer: torch.optim.Optimizer
     lr: float
     rng: np.random.Generator | None  # the update's draws (set per segment)
@@ -67,11 +70,11 @@ class Algorithm:
         """The phase at a given fraction of the budget, progress in [0, 1]."""
         return self.phases[0]
 
-    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+    def start_segment(self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator,
                       gen: torch.Generator) -> None:
         raise NotImplementedError
 
-    def iterate(self, env: Any, phase: str) -> dict[str, float]:
+    def iterate(self, env: VecEnvLike, phase: str) -> dict[str, float]:
         """One iteration in-process: collect from ``env`` and update (returns the metrics)."""
         self.prepare_iteration(phase)
         return self.learn([self.collect_shard(env, phase)], phase)
@@ -85,7 +88,7 @@ class Algorithm:
         generators the update draws from (the per-env state lives on the workers)."""
         self.rng, self.gen = rng, gen
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """Collect this iteration's experience from ``env`` (all of it in-process, one shard on
         a rollout worker) with the current acting networks."""
         raise NotImplementedError

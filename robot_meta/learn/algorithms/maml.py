@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,12 +21,15 @@ from robot_meta.learn.adaptation import (
     stack_params,
 )
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms import ppo
 from robot_meta.learn.algorithms.base import Algorithm, EnvSpec, Shard, to_numpy
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, adapt_lr, add_loss_stats, clipped_surrogate
 from robot_meta.learn.config import ConfigError, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
 from robot_meta.sim.randomize import sample_params
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 def _lr_key(name: str) -> str:
@@ -53,6 +56,7 @@ class MAML(Algorithm):
     """
 
     name = "maml"
+    ac: ActorCritic
     phases = ("meta",)
     first_order = False
 
@@ -144,7 +148,7 @@ class MAML(Algorithm):
 
     # ---- segment -------------------------------------------------------------------------------
     def start_segment(
-        self, env: Any, obs: np.ndarray, rng: np.random.Generator, gen: torch.Generator
+        self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator, gen: torch.Generator
     ) -> None:
         self.rng, self.gen = rng, gen
         self.ranges = env.ranges
@@ -152,13 +156,13 @@ class MAML(Algorithm):
     def tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
-    def new_tasks(self, env: Any) -> None:
+    def new_tasks(self, env: VecEnvLike) -> None:
         """Draw M tasks from the training family; task i runs on envs i*R .. i*R + R - 1."""
         assert self.rng is not None
         P = sample_params(env.robot, self.ranges, self.rng, self.M)
         env.set_params(slice(None), np.repeat(P, self.R, axis=0))
 
-    def collect(self, env: Any, stacked: Params) -> dict[str, torch.Tensor]:
+    def collect(self, env: VecEnvLike, stacked: Params) -> dict[str, torch.Tensor]:
         """One synchronized episode of every env, acting with task i's params stacked[.][i]
         (sampled actions); see :meth:`collect_with`."""
         M, R = self.M, self.R
@@ -168,7 +172,7 @@ class MAML(Algorithm):
             env, lambda o: batched_action_mean(self.ac, stacked, o.view(M, R, -1)).reshape(B, -1), std)
 
     @torch.no_grad()
-    def collect_with(self, env: Any, mean_fn: Callable[[torch.Tensor], torch.Tensor],
+    def collect_with(self, env: VecEnvLike, mean_fn: Callable[[torch.Tensor], torch.Tensor],
                      std: torch.Tensor) -> dict[str, torch.Tensor]:
         """One synchronized episode of every env, sampling a ~ N(mean_fn(o), std^2) (std (B,
         act)). Returns (B, T, ...) tensors; ``mask`` is 1 until each env's episode ends, ``last``
@@ -223,7 +227,7 @@ class MAML(Algorithm):
     def theta(self) -> Params:
         return policy_params(self.ac)
 
-    def pre_update(self, env: Any) -> tuple[dict[str, torch.Tensor], list[Params]]:
+    def pre_update(self, env: VecEnvLike) -> tuple[dict[str, torch.Tensor], list[Params]]:
         """New tasks, the pre-update rollouts with theta, and each task's adapted params."""
         self.new_tasks(env)
         theta = {k: v.detach() for k, v in self.theta().items()}
@@ -259,55 +263,47 @@ class MAML(Algorithm):
         """PPO epochs over task minibatches, differentiating through each task's inner step."""
         cfg = self.cfg.ppo
         assert self.rng is not None
+        rng = self.rng
         self.outer_targets(post)
         R, T = self.R, post["obs"].shape[1]
-        stats = dict.fromkeys(LOSS_STATS, 0.0)
-        n, stop = 0, False
-        for _ in range(cfg.epochs):
-            for tasks in np.array_split(self.rng.permutation(self.M), min(cfg.minibatches, self.M)):
-                rows = torch.as_tensor(np.concatenate([np.arange(i * R, (i + 1) * R) for i in tasks]))
-                logp = self.post_logp(tasks, pre, post, True)
-                valid = post["mask"][rows].bool()
-                old_logp, adv = post["logp"][rows][valid], post["advantages"][rows][valid]
-                pg, kl, clip_frac = clipped_surrogate(logp[valid], old_logp, adv, cfg.clip)
-                obs = post["obs"][rows].reshape(-1, post["obs"].shape[-1])
-                value = self.ac.value(obs, post["priv"][rows].repeat_interleave(T, 0)).view(len(rows), T)
-                v_loss = (post["returns"][rows] - value)[valid].pow(2).mean()
-                # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e), of the pre-update policy
-                entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
-                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), cfg.max_grad_norm)
-                backup = self.snapshot()
-                self.optimizer.step()
-                if cfg.max_kl > 0:
-                    # Trust region: the step changes theta'_i(theta) through the inner loop, where a
-                    # small step of theta can move the adapted policy far. Measure the KL it caused
-                    # and undo it if it leaves the region.
-                    # (the inner step needs autograd; its result is detached)
-                    new_logp = self.post_logp(tasks, pre, post, False).detach()
-                    _, kl_new, _ = clipped_surrogate(new_logp[valid], old_logp, adv, cfg.clip)
-                    if kl_new > cfg.max_kl:
-                        self.restore(backup)
-                        self.lr = adapt_lr(self.optimizer, self.lr, kl_new, cfg)
-                        stats["rejected_steps"] = stats.get("rejected_steps", 0.0) + 1.0
-                        stop = True
-                        break
-                self.lr = adapt_lr(self.optimizer, self.lr, kl, cfg)
-                add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
-                n += 1
-                if cfg.max_kl > 0 and kl > cfg.max_kl:
-                    stop = True
-                    break
-            if stop:
-                break
-        rejected = stats.pop("rejected_steps", 0.0)
-        out = {k: v / max(n, 1) for k, v in stats.items()}
+        rejected = 0.0
+
+        def update(tasks: np.ndarray) -> ppo.MinibatchLoss | None:
+            rows = torch.as_tensor(np.concatenate([np.arange(i * R, (i + 1) * R) for i in tasks]))
+            logp = self.post_logp(tasks, pre, post, True)
+            valid = post["mask"][rows].bool()
+            old_logp, adv = post["logp"][rows][valid], post["advantages"][rows][valid]
+            pg, kl, clip_frac = ppo.clipped_surrogate(logp[valid], old_logp, adv, cfg.clip)
+            obs = post["obs"][rows].reshape(-1, post["obs"].shape[-1])
+            value = self.ac.value(obs, post["priv"][rows].repeat_interleave(T, 0)).view(len(rows), T)
+            v_loss = (post["returns"][rows] - value)[valid].pow(2).mean()
+            # H[N(mu, s^2)] = sum log s + 0.5 log(2 pi e), of the pre-update policy
+            entropy = (self.ac.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum()
+            mb = ppo.ppo_loss(cfg, pg, v_loss, entropy, kl, clip_frac)
+            if cfg.max_kl <= 0:
+                return ppo.minibatch_step(self, self.trainable_parameters(), mb)
+            backup = self.snapshot()
+
+            def trust_region() -> float | None:
+                # The step changes theta'_i(theta) through the inner loop, where a small step of
+                # theta can move the adapted policy far. Measure the KL it caused and undo it if it
+                # leaves the region. (The inner step needs autograd; its result is detached.)
+                nonlocal rejected
+                new_logp = self.post_logp(tasks, pre, post, False).detach()
+                _, kl_new, _ = ppo.clipped_surrogate(new_logp[valid], old_logp, adv, cfg.clip)
+                if not kl_new > cfg.max_kl:  # (a NaN KL keeps the step, as a comparison would)
+                    return None
+                self.restore(backup)
+                rejected += 1.0
+                return kl_new
+
+            return ppo.minibatch_step(self, self.trainable_parameters(), mb, trust_region)
+
+        n_split = min(cfg.minibatches, self.M)
+        out, n = ppo.ppo_epochs(cfg, lambda: np.array_split(rng.permutation(self.M), n_split), update)
         out["rejected_steps"] = rejected
         m = post["mask"].bool()
-        ret, val = post["returns"][m], post["values"][m]
-        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+        out["explained_variance"] = ppo.explained_variance(post["returns"][m], post["values"][m])
         out["minibatch_updates"] = float(n)
         return out
 
@@ -345,7 +341,7 @@ class MAML(Algorithm):
     def rollout_modules(self) -> dict[str, torch.nn.Module]:
         return {"ac": self.ac, "log_lr": self.log_lr}
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """This shard's tasks: pre-update rollouts, the inner loop (theta'_i for each of its
         tasks, no outer gradient), and the post-update rollouts with theta'_i."""
         pre, adapted = self.pre_update(env)

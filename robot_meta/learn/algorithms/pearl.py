@@ -3,7 +3,7 @@ policy trained on z sampled from posteriors built from *other* rollouts of the s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.models.posterior_encoder import PosteriorEncoder
 from robot_meta.learn.models.transition_decoder import TransitionDecoder
 from robot_meta.sim.randomize import sample_params
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 class PEARL(PPO):
@@ -52,7 +55,7 @@ class PEARL(PPO):
         return {"fixed_tasks": True}  # tasks change only when this algorithm says so
 
     # ---- per-env task state ------------------------------------------------------------------
-    def reset_segment_state(self, env: Any) -> None:
+    def reset_segment_state(self, env: VecEnvLike) -> None:
         B, L, E = self.cfg.run.num_envs, self.latent_dim, self.cfg.pearl.episodes_per_task
         D, M = self.encoder.transition_dim, self.cfg.pearl.task_memory
         dev = self.device
@@ -93,7 +96,7 @@ class PEARL(PPO):
 
     @torch.no_grad()
     def on_step(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-                done: np.ndarray, env: Any) -> None:
+                done: np.ndarray, env: VecEnvLike) -> None:
         B, M = self.cfg.run.num_envs, self.cfg.pearl.task_memory
         c = self.tensor(np.concatenate([obs, action, reward[:, None], next_obs], axis=1))
         pos = torch.as_tensor(self.mem_count % M, device=self.device)
@@ -194,7 +197,7 @@ class PEARL(PPO):
     def rollout_modules(self) -> dict[str, torch.nn.Module]:
         return {"ac": self.ac, "encoder": self.encoder}
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         shard = super().collect_shard(env, phase)
         T, B = self.cfg.ppo.horizon, self.cfg.run.num_envs
         # this iteration's transitions, (T, B_k, D): side by side over shards, then flattened

@@ -3,7 +3,8 @@ context methods (RMA, PEARL), which only change what the context z is."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,11 @@ from robot_meta.learn.algorithms.base import (
 from robot_meta.learn.config import PPOConfig, TrainConfig
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.storage.rollout_buffer import RolloutBuffer
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
+
+M = TypeVar("M")  # a minibatch, whatever the algorithm samples
 
 
 def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
@@ -59,26 +65,86 @@ def adapt_lr(optimizer: torch.optim.Optimizer, lr: float, kl: float, cfg: PPOCon
 LOSS_STATS = ("loss/policy", "loss/value", "loss/entropy", "kl", "clip_frac")
 
 
-def add_loss_stats(stats: dict[str, float], pg: torch.Tensor, v_loss: torch.Tensor, entropy: torch.Tensor,
-                   kl: float, clip_frac: float) -> None:
+class MinibatchLoss(NamedTuple):
+    """One minibatch's PPO loss and its terms (the stats of LOSS_STATS, in that order after ``loss``)."""
+
+    loss: torch.Tensor
+    pg: torch.Tensor
+    v_loss: torch.Tensor
+    entropy: torch.Tensor
+    kl: float
+    clip_frac: float
+
+
+def ppo_loss(cfg: PPOConfig, pg: torch.Tensor, v_loss: torch.Tensor, entropy: torch.Tensor, kl: float,
+             clip_frac: float, extra: torch.Tensor | float | None = None) -> MinibatchLoss:
+    """L = L_clip + c_v L_V - c_H H [+ extra], with its terms."""
+    loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
+    if extra is not None:
+        loss = loss + extra
+    return MinibatchLoss(loss, pg, v_loss, entropy, kl, clip_frac)
+
+
+def add_loss_stats(stats: dict[str, float], mb: MinibatchLoss) -> None:
     """Accumulate one minibatch's losses into ``stats`` (keys LOSS_STATS, averaged by the caller)."""
-    for k, v in zip(LOSS_STATS, (float(pg.detach()), float(v_loss.detach()), float(entropy.detach()), kl,
-                                 clip_frac), strict=True):
+    for k, v in zip(LOSS_STATS, (float(mb.pg.detach()), float(mb.v_loss.detach()), float(mb.entropy.detach()),
+                                 mb.kl, mb.clip_frac), strict=True):
         stats[k] = stats.get(k, 0.0) + v
 
 
-def minibatch_step(algo: Any, loss: torch.Tensor, params: Any, stats: dict[str, float], pg: torch.Tensor,
-                   v_loss: torch.Tensor, entropy: torch.Tensor, kl: float, clip_frac: float) -> None:
+def minibatch_step(algo: Algorithm, params: Iterable[torch.nn.Parameter], mb: MinibatchLoss,
+                   reject: Callable[[], float | None] | None = None) -> MinibatchLoss | None:
     """One PPO minibatch update of ``algo`` (its ``optimizer``, ``lr`` and ``cfg.ppo``): back-propagate
-    ``loss``, clip the gradient norm of ``params``, step, follow the KL-adaptive schedule, and
-    accumulate the losses into ``stats``."""
+    ``mb.loss``, clip the gradient norm of ``params``, step, and follow the KL-adaptive schedule.
+
+    ``reject`` (a trust region) runs after the step; when it returns a KL the step was undone, the
+    schedule follows that KL and None is returned. Otherwise the schedule follows ``mb.kl`` and
+    ``mb`` is returned."""
     cfg = algo.cfg.ppo
     algo.optimizer.zero_grad()
-    loss.backward()
+    mb.loss.backward()
     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
     algo.optimizer.step()
-    algo.lr = adapt_lr(algo.optimizer, algo.lr, kl, cfg)
-    add_loss_stats(stats, pg, v_loss, entropy, kl, clip_frac)
+    kl_rejected = reject() if reject is not None else None
+    if kl_rejected is not None:
+        algo.lr = adapt_lr(algo.optimizer, algo.lr, kl_rejected, cfg)
+        return None
+    algo.lr = adapt_lr(algo.optimizer, algo.lr, mb.kl, cfg)
+    return mb
+
+
+def ppo_epochs(cfg: PPOConfig, minibatches: Callable[[], Iterable[M]],
+               update: Callable[[M], MinibatchLoss | None],
+               early_stop: bool = True) -> tuple[dict[str, float], int]:
+    """The PPO epoch loop that ppo (and rma, pearl), rl2, maml/fomaml and cavia share.
+
+    ``cfg.epochs`` passes; each calls ``minibatches()`` for that epoch's shuffled split (the draw
+    happens there, once per epoch) and ``update`` on every minibatch (one optimizer step, usually
+    :func:`minibatch_step`). The epochs stop early once a minibatch's KL exceeds ``cfg.max_kl``
+    (with ``early_stop`` and max_kl > 0), or when ``update`` returns None (a rejected step).
+    Returns the LOSS_STATS averaged over the accepted updates, and their number."""
+    stats = dict.fromkeys(LOSS_STATS, 0.0)
+    n = 0
+    for _ in range(cfg.epochs):
+        for batch in minibatches():
+            mb = update(batch)
+            if mb is None:
+                return mean_stats(stats, n), n
+            add_loss_stats(stats, mb)
+            n += 1
+            if early_stop and cfg.max_kl > 0 and mb.kl > cfg.max_kl:
+                return mean_stats(stats, n), n
+    return mean_stats(stats, n), n
+
+
+def mean_stats(stats: dict[str, float], n: int) -> dict[str, float]:
+    """Summed minibatch stats -> their means over n updates."""
+    return {k: v / max(n, 1) for k, v in stats.items()}
+
+
+def explained_variance(ret: torch.Tensor, val: torch.Tensor) -> float:
+    """1 - Var[R - V] / Var[R]: how much of the returns' variance the critic explains."""
+    return float(1 - (ret - val).var() / (ret.var() + 1e-8))
 
 
 class PPO(Algorithm):
@@ -92,6 +158,7 @@ class PPO(Algorithm):
     """
 
     name = "ppo"
+    ac: ActorCritic
     phases: tuple[str, ...] = ("ppo",)
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
@@ -132,14 +199,14 @@ class PPO(Algorithm):
         return batch["z"]
 
     def on_step(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-                done: np.ndarray, env: Any) -> None:
+                done: np.ndarray, env: VecEnvLike) -> None:
         """Called after every env step; next_obs is the final observation on done rows."""
 
-    def reset_segment_state(self, env: Any) -> None:
+    def reset_segment_state(self, env: VecEnvLike) -> None:
         """Reset per-env state at the start of a segment."""
 
     # ---- segment -------------------------------------------------------------------------------
-    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+    def start_segment(self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator,
                       gen: torch.Generator) -> None:
         self.obs, self.rng, self.gen = obs, rng, gen
         self.ep_returns: list[float] = []
@@ -150,7 +217,7 @@ class PPO(Algorithm):
 
     # ---- collection ----------------------------------------------------------------------------
     @torch.no_grad()
-    def collect(self, env: Any) -> dict[str, float]:
+    def collect(self, env: VecEnvLike) -> dict[str, float]:
         """Fill the buffer with T steps of B envs, acting with a ~ pi(. | o, z)."""
         cfg = self.cfg.ppo
         assert self.obs is not None and self.gen is not None
@@ -207,31 +274,22 @@ class PPO(Algorithm):
         """
         cfg = self.cfg.ppo
         assert self.rng is not None
-        stats = dict.fromkeys(LOSS_STATS, 0.0)
-        n = 0
-        stop = False
-        for _ in range(cfg.epochs):
-            for batch in self.buffer.minibatches(cfg.minibatches, self.rng):
-                z = self.update_context(batch)
-                dist = self.ac.distribution(batch["obs"], z)
-                logp = dist.log_prob(batch["actions"]).sum(-1)
-                entropy = dist.entropy().sum(-1).mean()
-                value = self.ac.value(batch["obs"], batch["priv"])
-                pg, kl, clip_frac = clipped_surrogate(logp, batch["logp"], batch["advantages"], cfg.clip)
-                v_loss = (batch["returns"] - value).pow(2).mean()
-                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy + self.extra_loss(batch)
-                minibatch_step(self, loss, self.trainable_parameters(), stats, pg, v_loss, entropy, kl,
-                               clip_frac)
-                n += 1
-                if cfg.max_kl > 0 and kl > cfg.max_kl:
-                    stop = True
-                    break
-            if stop:
-                break
-        out = {k: v / max(n, 1) for k, v in stats.items()}
-        ret, val = self.buffer.returns.flatten(), self.buffer.data["values"].flatten()
-        # explained variance = 1 - Var[R - V] / Var[R]
-        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+        rng = self.rng
+
+        def update(batch: dict[str, torch.Tensor]) -> MinibatchLoss | None:
+            z = self.update_context(batch)
+            dist = self.ac.distribution(batch["obs"], z)
+            logp = dist.log_prob(batch["actions"]).sum(-1)
+            entropy = dist.entropy().sum(-1).mean()
+            value = self.ac.value(batch["obs"], batch["priv"])
+            pg, kl, clip_frac = clipped_surrogate(logp, batch["logp"], batch["advantages"], cfg.clip)
+            v_loss = (batch["returns"] - value).pow(2).mean()
+            mb = ppo_loss(cfg, pg, v_loss, entropy, kl, clip_frac, self.extra_loss(batch))
+            return minibatch_step(self, self.trainable_parameters(), mb)
+
+        out, n = ppo_epochs(cfg, lambda: self.buffer.minibatches(cfg.minibatches, rng), update)
+        out["explained_variance"] = explained_variance(self.buffer.returns.flatten(),
+                                                       self.buffer.data["values"].flatten())
         out["lr"] = self.lr
         out["action_std"] = float(self.ac.log_std.detach().exp().mean())
         out["minibatch_updates"] = float(n)
@@ -241,7 +299,7 @@ class PPO(Algorithm):
         """An extra term added to the PPO loss (none here)."""
         return 0.0
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """T steps of this env's B_k envs: the buffer with GAE advantages and returns (computed
         here, with the same value network the learner has) and the finished episodes' returns."""
         self.ac.train()

@@ -3,7 +3,7 @@ toward the adapted ones."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +11,9 @@ import torch
 from robot_meta.learn.adaptation import Params
 from robot_meta.learn.algorithms.base import Shard
 from robot_meta.learn.algorithms.maml import MAML
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 class Reptile(MAML):
@@ -37,7 +40,7 @@ class Reptile(MAML):
             p += eps * delta
         return disp**0.5
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """Pre-update rollouts of this shard's tasks and their adapted params theta'_i (the
         inner loop runs here, next to the rollouts it learns from)."""
         pre, adapted = self.pre_update(env)

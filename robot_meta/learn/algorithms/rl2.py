@@ -3,13 +3,14 @@ trials of K episodes of one task."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from robot_meta.errors import UserError
 from robot_meta.learn.agent import Agent
+from robot_meta.learn.algorithms import ppo
 from robot_meta.learn.algorithms.base import (
     Algorithm,
     EnvSpec,
@@ -19,11 +20,13 @@ from robot_meta.learn.algorithms.base import (
     merge_returns,
     to_numpy,
 )
-from robot_meta.learn.algorithms.ppo import LOSS_STATS, clipped_surrogate, minibatch_step
 from robot_meta.learn.config import TrainConfig
 from robot_meta.learn.models.recurrent_actor_critic import RecurrentActorCritic
 from robot_meta.learn.storage.rollout_buffer import compute_gae
 from robot_meta.sim.randomize import sample_params
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 class RL2(Algorithm):
@@ -49,6 +52,7 @@ class RL2(Algorithm):
     """
 
     name = "rl2"
+    ac: RecurrentActorCritic
     phases = ("rl2",)
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec, device: torch.device):
@@ -75,7 +79,7 @@ class RL2(Algorithm):
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     # ---- segment -------------------------------------------------------------------------------
-    def start_segment(self, env: Any, obs: np.ndarray, rng: np.random.Generator,
+    def start_segment(self, env: VecEnvLike, obs: np.ndarray, rng: np.random.Generator,
                       gen: torch.Generator) -> None:
         """Every env starts a new trial (the trainer has just reset the env with new tasks)."""
         B, dev = self.cfg.run.num_envs, self.device
@@ -93,7 +97,7 @@ class RL2(Algorithm):
 
     # ---- collection ----------------------------------------------------------------------------
     @torch.no_grad()
-    def collect(self, env: Any) -> dict[str, torch.Tensor]:
+    def collect(self, env: VecEnvLike) -> dict[str, torch.Tensor]:
         """T steps of B envs with a ~ pi(. | o, h); returns the rollout as (T, B, ...) tensors,
         including the inputs and hidden state h_{t-1} the policy saw at every step."""
         cfg, K = self.cfg.ppo, self.cfg.rl2.episodes_per_trial
@@ -208,41 +212,35 @@ class RL2(Algorithm):
         """PPO epochs over shuffled minibatches of BPTT chunks (see the class docstring)."""
         cfg = self.cfg.ppo
         assert self.rng is not None
+        rng = self.rng
         seqs = self.sequences(d)
         N = seqs["obs"].shape[1]
-        stats = dict.fromkeys(LOSS_STATS, 0.0)
-        n = 0
-        stop = False
-        for _ in range(cfg.epochs):
-            perm = torch.from_numpy(self.rng.permutation(N)).to(self.device)
-            for idx in perm.chunk(min(cfg.minibatches, N)):
-                mb = {k: v[:, idx] for k, v in seqs.items()}
-                o_n, h = self.replay(mb)
-                dist = self.ac.distribution(o_n, h)
-                logp = dist.log_prob(mb["actions"]).sum(-1)
-                entropy = dist.entropy().sum(-1).mean()
-                value = self.ac.value(o_n, mb["priv"], h)
-                pg, kl, clip_frac = clipped_surrogate(logp.flatten(), mb["logp"].flatten(),
-                                                      mb["advantages"].flatten(), cfg.clip)
-                v_loss = (mb["returns"] - value).pow(2).mean()
-                loss = pg + cfg.value_coef * v_loss - cfg.entropy_coef * entropy
-                minibatch_step(self, loss, self.ac.parameters(), stats, pg, v_loss, entropy, kl, clip_frac)
-                n += 1
-                if cfg.max_kl > 0 and kl > cfg.max_kl:
-                    stop = True
-                    break
-            if stop:
-                break
-        out = {k: v / max(n, 1) for k, v in stats.items()}
-        ret, val = d["returns"].flatten(), d["values"].flatten()
-        # explained variance = 1 - Var[R - V] / Var[R]
-        out["explained_variance"] = float(1 - (ret - val).var() / (ret.var() + 1e-8))
+
+        def minibatches() -> tuple[torch.Tensor, ...]:
+            perm = torch.from_numpy(rng.permutation(N)).to(self.device)
+            return perm.chunk(min(cfg.minibatches, N))
+
+        def update(idx: torch.Tensor) -> ppo.MinibatchLoss | None:
+            part = {k: v[:, idx] for k, v in seqs.items()}
+            o_n, h = self.replay(part)
+            dist = self.ac.distribution(o_n, h)
+            logp = dist.log_prob(part["actions"]).sum(-1)
+            entropy = dist.entropy().sum(-1).mean()
+            value = self.ac.value(o_n, part["priv"], h)
+            pg, kl, clip_frac = ppo.clipped_surrogate(logp.flatten(), part["logp"].flatten(),
+                                                      part["advantages"].flatten(), cfg.clip)
+            v_loss = (part["returns"] - value).pow(2).mean()
+            mb = ppo.ppo_loss(cfg, pg, v_loss, entropy, kl, clip_frac)
+            return ppo.minibatch_step(self, self.ac.parameters(), mb)
+
+        out, n = ppo.ppo_epochs(cfg, minibatches, update)
+        out["explained_variance"] = ppo.explained_variance(d["returns"].flatten(), d["values"].flatten())
         out["lr"] = self.lr
         out["action_std"] = float(self.ac.log_std.detach().exp().mean())
         out["minibatch_updates"] = float(n)
         return out
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         """The (T, B_k, ...) rollout with advantages and returns, and the returns of the episodes
         that ended, by their index k within a trial."""
         self.ac.train()

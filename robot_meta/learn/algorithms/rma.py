@@ -3,7 +3,7 @@ module z_hat = phi(last H steps of (o, a)) regressed to mu(e) on its own rollout
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from robot_meta.learn.algorithms.ppo import PPO
 from robot_meta.learn.models.actor_critic import ActorCritic
 from robot_meta.learn.models.history_encoder import HistoryEncoder
 from robot_meta.learn.models.privileged_encoder import PrivilegedEncoder
+
+if TYPE_CHECKING:
+    from robot_meta.sim.env_protocol import VecEnvLike
 
 
 class RMA(PPO):
@@ -56,7 +59,7 @@ class RMA(PPO):
         return self.mu(batch["priv"])  # gradient flows into mu through the policy loss
 
     # ---- student: phi ------------------------------------------------------------------------
-    def reset_segment_state(self, env: Any) -> None:
+    def reset_segment_state(self, env: VecEnvLike) -> None:
         B, s = self.cfg.run.num_envs, self.spec
         self.hist = torch.zeros(B, self.cfg.rma.history, s.obs_dim + s.act_dim, device=self.device)
 
@@ -69,7 +72,7 @@ class RMA(PPO):
     def rollout_modules(self) -> dict[str, torch.nn.Module]:
         return {"ac": self.ac, "mu": self.mu, "phi": self.phi}
 
-    def collect_shard(self, env: Any, phase: str) -> Shard:
+    def collect_shard(self, env: VecEnvLike, phase: str) -> Shard:
         if phase == "teacher":
             return super().collect_shard(env, phase)
         return self.student_collect(env)
@@ -79,7 +82,7 @@ class RMA(PPO):
             return super().learn(shards, phase)
         return self.student_learn(shards)
 
-    def student_collect(self, env: Any) -> Shard:
+    def student_collect(self, env: VecEnvLike) -> Shard:
         """Collect T steps acting with a = mu_pi(o, phi(h)); returns this shard's share of the
         regression rows (h, mu(e)), drawn without replacement."""
         T, B = self.cfg.ppo.horizon, self.cfg.run.num_envs
