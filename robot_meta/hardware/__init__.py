@@ -35,14 +35,14 @@ from robot_meta.hardware.safety import SafetyLimits, ServoLimitError, TorqueGuar
 
 if TYPE_CHECKING:
     from robot_meta.hardware.dynamixel.serial_bus import SerialBus
-    from robot_meta.hardware.emulator import Emulator, Faults
-    from robot_meta.hardware.mock import MockBus
+    from robot_meta.hardware.emulation.emulator import Emulator, Faults
+    from robot_meta.hardware.emulation.mock_bus import MockBus
 
 _LAZY = {
     "SerialBus": "robot_meta.hardware.dynamixel.serial_bus",
-    "MockBus": "robot_meta.hardware.mock",
-    "Emulator": "robot_meta.hardware.emulator",
-    "Faults": "robot_meta.hardware.emulator",
+    "MockBus": "robot_meta.hardware.emulation.mock_bus",
+    "Emulator": "robot_meta.hardware.emulation.emulator",
+    "Faults": "robot_meta.hardware.emulation.emulator",
 }
 
 

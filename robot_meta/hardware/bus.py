@@ -13,7 +13,7 @@ rely on::
 
 Subclasses provide the transport (:meth:`MotorBus._exchange`): the serial driver
 (:class:`~robot_meta.hardware.dynamixel.serial_bus.SerialBus`) and the in-process mock
-(:class:`~robot_meta.hardware.mock.MockBus`). Everything else (register lookup, value checks,
+(:class:`~robot_meta.hardware.emulation.mock_bus.MockBus`). Everything else (register lookup, value checks,
 bounded retries, status errors, the alert bit) lives here, identical for both.
 """
 
@@ -434,7 +434,7 @@ def open_bus(port: str, baud: int = 1_000_000, protocol: str = "dynamixel2",
     Args:
         port: a device path (``/dev/ttyUSB0``, a pty ``/dev/pts/N``), a pyserial URL
             (``socket://127.0.0.1:PORT``, ``loop://``), or ``mock:ROBOT`` for the in-process
-            mock (:class:`robot_meta.hardware.mock.MockBus`, needs the simulation extras).
+            mock (:class:`robot_meta.hardware.emulation.mock_bus.MockBus`, needs the simulation extras).
         baud: the bus baud rate.
         protocol: only ``dynamixel2`` (Dynamixel Protocol 2.0).
         model: the control table assumed for IDs that have not been pinged.
@@ -445,7 +445,7 @@ def open_bus(port: str, baud: int = 1_000_000, protocol: str = "dynamixel2",
     ct.get_table(model)
     bus: MotorBus
     if port.startswith("mock:"):
-        from robot_meta.hardware.mock import MockBus
+        from robot_meta.hardware.emulation.mock_bus import MockBus
 
         bus = MockBus(port[len("mock:"):], model=model, **kwargs)
     else:

@@ -49,7 +49,7 @@ from typing import Any
 
 from robot_meta.hardware.dynamixel import protocol as p
 from robot_meta.hardware.dynamixel.device import DynamixelDevice
-from robot_meta.hardware.emulated_robot import EmulatedRobot
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot
 from robot_meta.hardware.timing import set_timer_slack
 
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop

@@ -1,7 +1,7 @@
 """An in-process bus with the serial bus's interface, for tests and dry runs.
 
 :class:`MockBus` hands each instruction packet straight to emulated devices
-(:class:`~robot_meta.hardware.emulated_robot.EmulatedRobot`) backed by the PyBullet twin, the
+(:class:`~robot_meta.hardware.emulation.emulated_robot.EmulatedRobot`) backed by the PyBullet twin, the
 MuJoCo model, or no physics at all, and decodes their status packets: the same firmware
 behaviour as the emulator, without a port and without wire timing.
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from robot_meta.hardware.bus import Exchange, MotorBus
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.emulated_robot import EmulatedRobot
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot
 
 
 class MockBus(MotorBus):
