@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from robot_meta.hardware.bus import Exchange, MotorBus
+from robot_meta.hardware.bus import register_bus
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot
+from robot_meta.hardware.dynamixel.bus import DynamixelBus, Exchange
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot, HiddenParams
+
+if TYPE_CHECKING:
+    from robot_meta.sim.batched_env import PhysicsBackend
+    from robot_meta.sim.robots.robot_def import RobotDef
 
 
-class MockBus(MotorBus):
+class MockBus(DynamixelBus):
     """A bus whose devices are emulated in-process.
 
     Args:
@@ -31,10 +36,11 @@ class MockBus(MotorBus):
         params: hidden parameters (None nominal, a TOML path, {factor: value}, or (F,)).
         clock: ``"wall"`` or ``"manual"``.
         seed: sensor-noise seed.
-        kwargs: see :class:`~robot_meta.hardware.bus.MotorBus`.
+        kwargs: see :class:`~robot_meta.hardware.dynamixel.bus.DynamixelBus`.
     """
 
-    def __init__(self, robot: Any = "arm2", *, plant: Any = "twin", params: Any = None,
+    def __init__(self, robot: str | RobotDef | EmulatedRobot = "arm2", *,
+                 plant: str | PhysicsBackend = "twin", params: HiddenParams = None,
                  clock: str = "wall", seed: int = 0, model: str = "xm430-w350",
                  retries: int = 0, names: Mapping[int, str] | None = None,
                  raise_on_alert: bool = True, physics_dt: float | None = None):
@@ -104,3 +110,13 @@ class MockBus(MotorBus):
                         result.answers[status.id] = (status.error, status.data)
         result.timed_out = any(i not in result.answers for i in expect)
         return result
+
+
+def open_mock_bus(port: str, baud: int, *, model: str = "xm430-w350", **kwargs: Any) -> MockBus:
+    """The ``mock`` driver of :func:`robot_meta.hardware.bus.open_bus`: port ``mock:ROBOT``
+    (a bundled robot name); the baud rate has no meaning without a wire."""
+    robot = port[len("mock:"):] if port.startswith("mock:") else port
+    return MockBus(robot, model=model, **kwargs)
+
+
+register_bus("mock", open_mock_bus)

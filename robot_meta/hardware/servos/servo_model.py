@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from robot_meta.errors import UserError
 from robot_meta.toml_config import from_dict, read_toml
@@ -58,11 +59,11 @@ class MotorSpec:
         """K_t = tau_s / I_s [N*m/A]: output torque per ampere of motor current."""
         return self.stall_torque / self.stall_current
 
-    def stall_torque_at(self, voltage: Any) -> Any:
+    def stall_torque_at(self, voltage: npt.ArrayLike) -> np.ndarray:
         """tau_s(V) = tau_s V / V_n [N*m]."""
         return self.stall_torque * np.asarray(voltage) / self.nominal_voltage
 
-    def no_load_speed_at(self, voltage: Any) -> Any:
+    def no_load_speed_at(self, voltage: npt.ArrayLike) -> np.ndarray:
         """w0(V) = w0 V / V_n [rad/s]."""
         return self.no_load_speed * np.asarray(voltage) / self.nominal_voltage
 
@@ -124,7 +125,8 @@ class ServoModel:
     def nominal_voltage(self) -> float:
         return self._motor().nominal_voltage
 
-    def torque_bounds(self, omega: Any, voltage: Any, strength: Any = 1.0
+    def torque_bounds(self, omega: npt.ArrayLike, voltage: npt.ArrayLike,
+                      strength: npt.ArrayLike = 1.0
                       ) -> tuple[np.ndarray, np.ndarray]:
         """The voltage-limited torque range at output speed omega [rad/s] and supply V:
         s tau_s(V) (-1 - s w / w0(V)) <= tau <= s tau_s(V) (1 - s w / w0(V))."""
@@ -134,8 +136,8 @@ class ServoModel:
         x = s * np.asarray(omega) / m.no_load_speed_at(voltage)  # w / w0'(V), w0' = w0(V) / s
         return ts * (-1.0 - x), ts * (1.0 - x)
 
-    def envelope(self, torque: Any, omega: Any, voltage: Any, max_torque: Any,
-                 strength: Any = 1.0) -> np.ndarray:
+    def envelope(self, torque: npt.ArrayLike, omega: npt.ArrayLike, voltage: npt.ArrayLike,
+                 max_torque: npt.ArrayLike, strength: npt.ArrayLike = 1.0) -> np.ndarray:
         """The torque a current command delivers: the commanded torque, clipped to the
         voltage-limited range at (omega, V) and to |tau| <= max_torque (the current limit)."""
         lo, hi = self.torque_bounds(omega, voltage, strength)
@@ -143,8 +145,8 @@ class ServoModel:
         cap = np.asarray(max_torque, dtype=float)
         return np.minimum(np.maximum(t, -cap), cap)
 
-    def pwm_torque(self, duty: Any, omega: Any, voltage: Any, max_torque: Any,
-                   strength: Any = 1.0) -> np.ndarray:
+    def pwm_torque(self, duty: npt.ArrayLike, omega: npt.ArrayLike, voltage: npt.ArrayLike,
+                   max_torque: npt.ArrayLike, strength: npt.ArrayLike = 1.0) -> np.ndarray:
         """The torque of PWM (voltage) control: tau = s tau_s(V) (d - s w / w0(V)), |d| <= 1,
         clipped to |tau| <= max_torque."""
         m = self._motor()
