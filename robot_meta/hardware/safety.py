@@ -17,7 +17,7 @@ Position commands are clipped into the position limits. :class:`TorqueGuard` tur
 on SIGINT, SIGTERM and interpreter exit, then lets the signal do what it did before.
 
 The servos enforce limits of their own, as a second line behind this one: each actuated
-servo's Current Limit (38) holds floor(max_current_a / current_unit) and its PWM Limit (36) the
+servo's current_limit register holds floor(max_current_a / current_unit) and its pwm_limit the
 servo file's ``pwm_limit`` (:func:`servo_limit_values`). :func:`write_servo_limits` writes them
 with torque off (they are EEPROM) and reads them back; ``Robot.connect`` calls it (so do flash
 and every session, which connect), and flash verifies them again with
@@ -43,7 +43,7 @@ from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
 if TYPE_CHECKING:
     from robot_meta.hardware.bus import MotorBus
 
-SERVO_LIMIT_REGISTERS = ("current_limit", "pwm_limit")  # Current Limit (38), PWM Limit (36)
+SERVO_LIMIT_REGISTERS = ("current_limit", "pwm_limit")  # the servo's own limits, by register name
 
 
 class ServoLimitError(SafetyError, UserError):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from robot_meta.hardware.servos import ServoSpecError, load_servo, servo_models
+from robot_meta.hardware.servos.servo_model import data_file
 from robot_meta.toml_config import from_dict, read_toml
 
 TABLE_DIR = Path(__file__).parent / "tables"
@@ -171,11 +172,7 @@ class TableFile:
 @cache
 def load_family(family: str) -> TableFile:
     """A control-table family with its base merged in (registers, values, size, indirect)."""
-    path = TABLE_DIR / f"{family}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in TABLE_DIR.glob("*.toml"))
-        raise ServoSpecError(f"unknown control table {family!r}; known tables: {', '.join(known)} "
-                             f"(add one as {path})")
+    path = data_file(TABLE_DIR, family, "control table")
     f = from_dict(TableFile, read_toml(path, ServoSpecError), str(path), ServoSpecError)
     if not f.base:
         return f

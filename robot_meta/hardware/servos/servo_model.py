@@ -158,6 +158,24 @@ class ServoModel:
         return np.minimum(np.maximum(t, -cap), cap)
 
 
+def _all_positive(spec: object, where: str) -> None:
+    """Every field of a spec must be > 0."""
+    for name, v in vars(spec).items():
+        if v <= 0:
+            raise ServoSpecError(f"{where}.{name}: must be > 0, got {v!r}")
+
+
+def data_file(folder: Path, name: str, kind: str) -> Path:
+    """``folder/<name>.toml``; a missing one raises :class:`ServoSpecError` listing the known
+    names of that ``kind`` ("servo model", "control table")."""
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        raise ServoSpecError(f"unknown {kind} {name!r}; known: {', '.join(known)} "
+                             f"(add one as {folder}/<name>.toml)")
+    return path
+
+
 @dataclass(frozen=True)
 class UnitsSpec:
     """The ``[units]`` table: raw register units in SI."""
@@ -169,9 +187,7 @@ class UnitsSpec:
     voltage_v: float  # V per Present Input Voltage unit
 
     def validate(self, where: str) -> None:
-        for name, v in self.__dict__.items():
-            if v <= 0:
-                raise ServoSpecError(f"{where}.{name}: must be > 0, got {v!r}")
+        _all_positive(self, where)
 
 
 @dataclass(frozen=True)
@@ -182,9 +198,7 @@ class LimitsSpec:
     pwm_limit: int
 
     def validate(self, where: str) -> None:
-        for name, v in self.__dict__.items():
-            if v <= 0:
-                raise ServoSpecError(f"{where}.{name}: must be > 0, got {v!r}")
+        _all_positive(self, where)
 
 
 @dataclass(frozen=True)
@@ -263,11 +277,7 @@ def parse_servo(data: dict[str, Any], where: str) -> ServoModel:
 @cache
 def load_servo(model: str) -> ServoModel:
     """The servo model named ``model`` (a file ``<model>.toml`` in this folder)."""
-    path = SERVO_DIR / f"{model}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in SERVO_DIR.glob("*.toml"))
-        raise ServoSpecError(f"unknown servo model {model!r}; known models: {', '.join(known)} "
-                             f"(add one as {SERVO_DIR}/<model>.toml)")
+    path = data_file(SERVO_DIR, model, "servo model")
     servo = parse_servo(read_toml(path, ServoSpecError), str(path))
     if servo.model != model:
         raise ServoSpecError(f"{path}.model: {servo.model!r} differs from the file name {model!r}")
