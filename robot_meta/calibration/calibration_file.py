@@ -36,10 +36,13 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robot_meta.calibration.errors import CalibrationError, UncalibratedError
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.bus import MotorBus
 
 FORMAT = 1
 FILE_NAME = "calibration.json"
@@ -241,13 +244,12 @@ def load_for_config(cfg: Any, hw: HardwareMap) -> RobotCalibration:
     return cal
 
 
-def check_servo_registers(bus: Any, hw: HardwareMap) -> None:
+def check_servo_registers(bus: MotorBus, hw: HardwareMap) -> None:
     """The calibration is applied in software on top of the raw servo: every servo's own
     Homing Offset (20) must read 0 and its Drive Mode (10) must not select reverse (bit 0)."""
     for j in hw.joints:
-        table = bus.table(j.motor_id)
         for name in ("homing_offset", "drive_mode"):
-            if name in table:
+            if bus.has_register(j.motor_id, name):
                 v = bus.read(j.motor_id, name)
                 if (v & 1 if name == "drive_mode" else v) != 0:  # Drive Mode bit 0: reverse
                     raise CalibrationError(
