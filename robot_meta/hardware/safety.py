@@ -32,6 +32,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -223,7 +224,8 @@ class TorqueGuard:
 
     def __init__(self, torque_off: Callable[[], None]):
         self._torque_off = torque_off
-        self._previous: dict[int, Any] = {}
+        # What signal.signal returned: a handler, SIG_DFL/SIG_IGN, or None (not set from Python).
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         self._installed = False
         self._busy = threading.Lock()
 
@@ -259,7 +261,7 @@ class TorqueGuard:
         finally:
             self._busy.release()
 
-    def _handler(self, signum: int, frame: Any) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         self._safe_off()
         prev = self._previous.get(signum, signal.SIG_DFL)
         if callable(prev):

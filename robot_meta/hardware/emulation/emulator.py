@@ -45,6 +45,7 @@ import time
 import tty
 from collections import deque
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from robot_meta.hardware.dynamixel import protocol as p
@@ -531,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
           "Ctrl-C to stop.", file=sys.stderr, flush=True)
     stop = threading.Event()
 
-    def _on_signal(signum: int, frame: Any) -> None:
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
