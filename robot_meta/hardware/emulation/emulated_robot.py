@@ -49,9 +49,6 @@ if TYPE_CHECKING:
     from robot_meta.sim.batched_env import PhysicsBackend
     from robot_meta.sim.robots.robot_def import RobotDef
 
-# Hidden parameters: None (nominal), a TOML path, {factor: value}, or an (F,) vector.
-HiddenParams: TypeAlias = "str | Path | Mapping[str, float] | Sequence[float] | np.ndarray | None"
-
 # Rest poses: where the robot settles when unpowered (the cartpole's pole hangs down).
 REST_POSE: dict[str, dict[str, float]] = {"cartpole": {"hinge": math.pi}}
 MAX_CATCH_UP_S = 1.0  # advance_to never simulates more than this in one call
@@ -208,6 +205,10 @@ class BackendPlant:
 
     def close(self) -> None:
         self.backend.close()
+
+
+# Hidden parameters: None (nominal), a TOML path, {factor: value}, or an (F,) vector.
+HiddenParams: TypeAlias = "str | Path | Mapping[str, float] | Sequence[float] | np.ndarray | None"
 
 
 def resolve_params(robot: RobotDef, params: HiddenParams) -> np.ndarray:
