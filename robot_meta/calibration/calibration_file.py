@@ -43,6 +43,7 @@ from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
 
 if TYPE_CHECKING:
     from robot_meta.hardware.bus import MotorBus
+    from robot_meta.runtime.robot_config import RobotConfig
 
 FORMAT = 1
 FILE_NAME = "calibration.json"
@@ -218,7 +219,7 @@ def load_calibration(path: str | Path) -> RobotCalibration:
                             str(data.get("created", "")))
 
 
-def calibration_path(cfg: Any) -> Path:
+def calibration_path(cfg: RobotConfig) -> Path:
     """Where a robot config's calibration lives: its ``calibration`` key (relative to the
     config file), else ``<deploy_dir>/calibration.json``."""
     if cfg.calibration:
@@ -229,7 +230,7 @@ def calibration_path(cfg: Any) -> Path:
     return Path(cfg.deploy_dir) / FILE_NAME
 
 
-def load_for_config(cfg: Any, hw: HardwareMap) -> RobotCalibration:
+def load_for_config(cfg: RobotConfig, hw: HardwareMap) -> RobotCalibration:
     """The robot's calibration, checked against its hardware map; a missing file raises
     :class:`UncalibratedError` saying how to calibrate (or to pass --no-calibration)."""
     path = calibration_path(cfg)
