@@ -1,12 +1,15 @@
 """A robot = a bus + the robot's hardware map + the safety layer.
 
 It reads joint state in SI units and writes joint commands after the safety layer, returning
-the command actually sent. On connect it checks every servo (ID answers, model number matches),
-configures the actuated ones (operating mode, return delay 0, and the servo's own Current
-Limit and PWM Limit, written with torque off and read back by
-:func:`~robot_meta.hardware.safety.write_servo_limits`), maps the state and health registers
-into one indirect-data block (so that each cycle is one sync read + one sync write, and every
-read also checks torque enable and hardware errors) and arms the bus watchdog; torque goes off
+the command actually sent. It speaks only the vendor-free bus contract
+(:class:`~robot_meta.hardware.bus.MotorBus`: registers by name, and the bus's answers about
+each device), so any registered driver serves it. On connect it checks every servo (ID
+answers, model number matches its servo file), configures the actuated ones (operating mode,
+return delay 0, and the servo's own current and PWM limits, written with torque off and read
+back by :func:`~robot_meta.hardware.safety.write_servo_limits`), asks the bus to gather the
+state and health registers into one block (``MotorBus.map_registers``; Dynamixel does it with
+indirect addressing, so that each cycle is one sync read + one sync write, and every read also
+checks torque enable and hardware errors) and arms the servos' own watchdog; torque goes off
 on any exception inside its methods, on SIGINT/SIGTERM, on exit and when the ``with`` block
 ends.
 
