@@ -17,7 +17,7 @@ In one run:
    from a real-time thread spinning on the clock (interrupts; on a VM the hypervisor). No code
    of ours runs then; it is the floor under the miss rate, measured in the same run.
 
-The emulator runs as a separate process (``python -m robot_meta.hardware.emulator``), as it
+The emulator runs as a separate process (``python -m robot_meta.hardware.emulation.emulator``), as it
 would on a robot bench. With ``--realtime`` (default) the run is set up as a robot's control
 computer would be, and the JSON says what was granted:
 
@@ -187,7 +187,7 @@ def start_emulator(robot: str, baud: int, realtime: bool, port_kind: str = "pty"
                    cpu: int | None = 0) -> tuple[subprocess.Popen[str], str, bool]:
     """The emulator in its own process on ``port_kind`` (``pty`` or ``tcp:0``), real-time and
     pinned to ``cpu`` when ``realtime``; returns (process, port, realtime granted)."""
-    proc = subprocess.Popen([sys.executable, "-m", "robot_meta.hardware.emulator", robot,
+    proc = subprocess.Popen([sys.executable, "-m", "robot_meta.hardware.emulation.emulator", robot,
                              "--baud", str(baud), "--port", port_kind],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -7,7 +7,7 @@ servo effects on (encoder quantization, stiction, current-loop lag, backlash, su
 drawn per set), in one run:
 
 1. **Excitation** through the real hardware path: an in-process emulated Dynamixel bus
-   (:class:`robot_meta.hardware.mock.MockBus`, PyBullet twin plant, manual clock so the run is
+   (:class:`robot_meta.hardware.emulation.mock_bus.MockBus`, PyBullet twin plant, manual clock so the run is
    faster than real time), the :class:`~robot_meta.calibration.excitation.ExcitationRunner`
    with its motor-driven resets and safety layer. *Robot seconds* is the emulator's simulated
    time from the first reset to the last reading (resets included).
@@ -103,7 +103,7 @@ def run_set(robot_name: str, h: dict[str, Any], workdir: Path, family: str | Non
     from robot_meta.calibration.session_logs import load_recordings
     from robot_meta.calibration.sysid import SysidConfig, SystemIdentifier
     from robot_meta.hardware import Robot
-    from robot_meta.hardware.mock import MockBus
+    from robot_meta.hardware.emulation.mock_bus import MockBus
     from robot_meta.sim.robots.robot_def import get_robot
 
     rdef = get_robot(robot_name)

@@ -249,9 +249,8 @@ def check_servo_registers(bus: MotorBus, hw: HardwareMap) -> None:
     """The calibration is applied in software on top of the raw servo: every servo's own
     Homing Offset (20) must read 0 and its Drive Mode (10) must not select reverse (bit 0)."""
     for j in hw.joints:
-        table = bus.table(j.motor_id)
         for name in ("homing_offset", "drive_mode"):
-            if name in table:
+            if bus.has_register(j.motor_id, name):
                 v = bus.read(j.motor_id, name)
                 if (v & 1 if name == "drive_mode" else v) != 0:  # Drive Mode bit 0: reverse
                     raise CalibrationError(

@@ -1,5 +1,6 @@
-"""The hardware abstraction layer: Dynamixel Protocol 2.0 buses, the robot, safety, and the
-emulated robot that stands in for hardware.
+"""The hardware abstraction layer: a vendor-free bus contract with drivers registered by
+protocol (Dynamixel Protocol 2.0 in ``dynamixel/``), the robot, safety, servo models as data
+(``servos/``), and the emulated robot that stands in for hardware (``emulation/``).
 
 Imports only numpy and pyserial (no torch, mujoco or pybullet): the emulator and the mock bus
 load their physics lazily, when one is built.
@@ -13,7 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from robot_meta.hardware.bus import BusStats, MotorBus, open_bus
+from robot_meta.hardware.bus import (
+    BusStats,
+    MotorBus,
+    open_bus,
+    register_bus,
+    registered_protocols,
+)
 from robot_meta.hardware.errors import (
     BusNotConnectedError,
     CorruptPacketError,
@@ -34,15 +41,17 @@ from robot_meta.hardware.robot import JointState, Robot
 from robot_meta.hardware.safety import SafetyLimits, ServoLimitError, TorqueGuard
 
 if TYPE_CHECKING:
+    from robot_meta.hardware.dynamixel.bus import DynamixelBus
     from robot_meta.hardware.dynamixel.serial_bus import SerialBus
-    from robot_meta.hardware.emulator import Emulator, Faults
-    from robot_meta.hardware.mock import MockBus
+    from robot_meta.hardware.emulation.emulator import Emulator, Faults
+    from robot_meta.hardware.emulation.mock_bus import MockBus
 
 _LAZY = {
+    "DynamixelBus": "robot_meta.hardware.dynamixel.bus",
     "SerialBus": "robot_meta.hardware.dynamixel.serial_bus",
-    "MockBus": "robot_meta.hardware.mock",
-    "Emulator": "robot_meta.hardware.emulator",
-    "Faults": "robot_meta.hardware.emulator",
+    "MockBus": "robot_meta.hardware.emulation.mock_bus",
+    "Emulator": "robot_meta.hardware.emulation.emulator",
+    "Faults": "robot_meta.hardware.emulation.emulator",
 }
 
 
@@ -55,10 +64,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BusNotConnectedError", "BusStats", "CorruptPacketError", "Emulator", "Faults",
+    "BusNotConnectedError", "BusStats", "CorruptPacketError", "DynamixelBus", "Emulator", "Faults",
     "HardwareAlertError", "HardwareError", "HardwareMap", "JointHardware", "JointState",
     "MockBus", "ModelMismatchError", "MotorBus", "OverspeedError", "PortError", "RegisterError", "Robot",
     "SafetyError", "SafetyLimits", "SerialBus", "ServoLimitError", "ServoNotFoundError",
     "ServoTimeoutError",
-    "StatusError", "TorqueGuard", "TorqueLostError", "load_hardware_map", "open_bus",
+    "StatusError", "TorqueGuard", "TorqueLostError", "load_hardware_map", "open_bus", "register_bus",
+    "registered_protocols",
 ]

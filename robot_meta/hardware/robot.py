@@ -1,12 +1,15 @@
 """A robot = a bus + the robot's hardware map + the safety layer.
 
 It reads joint state in SI units and writes joint commands after the safety layer, returning
-the command actually sent. On connect it checks every servo (ID answers, model number matches),
-configures the actuated ones (operating mode, return delay 0, and the servo's own Current
-Limit and PWM Limit, written with torque off and read back by
-:func:`~robot_meta.hardware.safety.write_servo_limits`), maps the state and health registers
-into one indirect-data block (so that each cycle is one sync read + one sync write, and every
-read also checks torque enable and hardware errors) and arms the bus watchdog; torque goes off
+the command actually sent. It speaks only the vendor-free bus contract
+(:class:`~robot_meta.hardware.bus.MotorBus`: registers by name, and the bus's answers about
+each device), so any registered driver serves it. On connect it checks every servo (ID
+answers, model number matches its servo file), configures the actuated ones (operating mode,
+return delay 0, and the servo's own current and PWM limits, written with torque off and read
+back by :func:`~robot_meta.hardware.safety.write_servo_limits`), asks the bus to gather the
+state and health registers into one block (``MotorBus.map_registers``; Dynamixel does it with
+indirect addressing, so that each cycle is one sync read + one sync write, and every read also
+checks torque enable and hardware errors) and arms the servos' own watchdog; torque goes off
 on any exception inside its methods, on SIGINT/SIGTERM, on exit and when the ``with`` block
 ends.
 
@@ -27,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_meta.hardware.bus import MotorBus
-from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.errors import (
     HardwareAlertError,
     ModelMismatchError,
@@ -43,15 +45,15 @@ from robot_meta.hardware.safety import (
     verify_servo_limits,
     write_servo_limits,
 )
+from robot_meta.hardware.servos import describe_model_number
 
 STATE_REGISTERS = ("present_current", "present_velocity", "present_position")
-# The bytes gathered by indirect addressing so that one sync read per cycle returns the state
-# and the health flags: (register, size) in order, 12 bytes. A device without a register in
-# this list (the passive encoder has no torque_enable) maps that byte to hardware_error_status.
-STATE_LAYOUT = (("present_current", 2), ("present_velocity", 4), ("present_position", 4),
-                ("hardware_error_status", 1), ("torque_enable", 1))
-MODES = {"current": ct.MODE_CURRENT, "position": ct.MODE_POSITION,
-         "current_position": ct.MODE_CURRENT_POSITION}
+# What each cycle's one read returns when the bus can gather registers into one block
+# (MotorBus.map_registers; Dynamixel: indirect addressing): the state and the health flags, so
+# that every read_state also checks torque enable and hardware errors.
+STATE_LAYOUT = (*STATE_REGISTERS, "hardware_error_status", "torque_enable")
+# Robot mode -> the named value of the servo's operating_mode register (its control table).
+MODES = {"current": "current", "position": "position", "current_position": "current_position"}
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,6 @@ class JointState:
     dq: np.ndarray
     current: np.ndarray
     raw: dict[int, dict[str, int]]
-
-
-def _decode_layout(data: bytes) -> dict[str, int]:
-    """The STATE_LAYOUT bytes of one device as {register: value}."""
-    return {
-        "present_current": int.from_bytes(data[0:2], "little", signed=True),
-        "present_velocity": int.from_bytes(data[2:6], "little", signed=True),
-        "present_position": int.from_bytes(data[6:10], "little", signed=True),
-        "hardware_error_status": data[10],
-        "torque_enable": data[11],
-    }
 
 
 class Robot:
@@ -118,7 +109,7 @@ class Robot:
         self.limits = limits or SafetyLimits.from_hardware_map(hardware_map)
         self.fast_sync_read = fast_sync_read
         self.use_indirect = use_indirect
-        self._state_block: tuple[int, int] | None = None  # (address, length) when indirect
+        self._state_block: object | None = None  # MotorBus.map_registers' handle
         self.health_period_s = health_period_s
         self.overspeed_factor = overspeed_factor
         self.ids = [j.motor_id for j in hardware_map.joints]
@@ -160,7 +151,7 @@ class Robot:
             bus.names[j.motor_id] = j.joint
         with self._guarded():
             for j in self.hw.joints:
-                expected = ct.get_table(j.model)
+                expected = j.servo.model_number
                 try:
                     found = bus.ping(j.motor_id)
                 except ServoNotFoundError as e:
@@ -169,11 +160,11 @@ class Robot:
                         f"{bus.port_name}. Check its power and cable, that its ID is "
                         f"{j.motor_id} and its baud rate matches; bus.scan() lists the IDs "
                         "that answer", j.motor_id, j.joint) from e
-                if found != expected.model_number:
+                if found != expected:
                     raise ModelMismatchError(
                         f"joint {j.joint!r} (ID {j.motor_id}): the hardware map expects "
-                        f"{ct.model_name(expected.model_number)} but the device reports "
-                        f"{ct.model_name(found)}. Fix the ID wiring or the hardware map",
+                        f"{describe_model_number(expected)} but the device reports "
+                        f"{describe_model_number(found)}. Fix the ID wiring or the hardware map",
                         j.motor_id, j.joint)
                 bus.set_model(j.motor_id, j.model)
             for j in self.hw.joints:
@@ -181,23 +172,27 @@ class Robot:
                 if bits:
                     raise HardwareAlertError(
                         f"joint {j.joint!r} (ID {j.motor_id}) reports a hardware error: "
-                        f"{ct.describe_hardware_error(bits)}; fix the cause, then reboot it "
+                        f"{bus.describe_hardware_error(bits)}; fix the cause, then reboot it "
                         f"(bus.reboot({j.motor_id}))", j.motor_id, j.joint, bits)
             for j in self.hw.joints:
-                table = bus.table(j.motor_id)
-                if table.torque:
-                    bus.write(j.motor_id, "torque_enable", 0)
-                if "return_delay_time" in table:
-                    bus.write(j.motor_id, "return_delay_time", 0)
+                i = j.motor_id
+                if bus.has_register(i, "torque_enable"):
+                    bus.write(i, "torque_enable", 0)
+                if bus.has_register(i, "return_delay_time"):
+                    bus.write(i, "return_delay_time", 0)  # answer at once
                 if not j.actuated:
                     continue
-                bus.write(j.motor_id, "operating_mode", MODES[self.mode])
+                bus.write(i, "operating_mode", bus.named_value(i, "operating_mode",
+                                                               MODES[self.mode]))
                 write_servo_limits(bus, j)
                 if self.mode == "position":
                     lo, hi = sorted(j.position_to_ticks(x) for x in j.position_limits)
-                    bus.write(j.motor_id, "min_position_limit", max(0, lo))
-                    bus.write(j.motor_id, "max_position_limit", min(4095, hi))
-            self._state_block = self._map_state_block() if self.use_indirect else None
+                    bus.write(i, "min_position_limit",
+                              max(bus.register_range(i, "min_position_limit")[0], lo))
+                    bus.write(i, "max_position_limit",
+                              min(bus.register_range(i, "max_position_limit")[1], hi))
+            self._state_block = (bus.map_registers(self.ids, STATE_LAYOUT)
+                                 if self.use_indirect else None)
             self._arm_watchdog()
         self.connected = True
         if self._guard is not None:
@@ -210,33 +205,9 @@ class Robot:
         with self._guarded():
             return {j.motor_id: verify_servo_limits(self.bus, j) for j in self.hw.actuated}
 
-    def _map_state_block(self) -> tuple[int, int] | None:
-        """Point indirect addresses 1..12 of every device at STATE_LAYOUT; returns the
-        (address, length) of the indirect data block, or None if a device lacks indirection."""
-        tables = [self.bus.table(i) for i in self.ids]
-        inds = {t.indirect for t in tables}
-        ind = inds.pop() if len(inds) == 1 else None
-        if ind is None:
-            return None
-        a0, d0, n = ind
-        length = sum(size for _, size in STATE_LAYOUT)
-        if length > n:
-            return None
-        for i, t in zip(self.ids, tables, strict=True):
-            targets: list[int] = []
-            for name, size in STATE_LAYOUT:
-                reg = t[name] if name in t else t["hardware_error_status"]
-                targets += [reg.address + b for b in range(min(size, reg.size))]
-                targets += [t["hardware_error_status"].address] * (size - min(size, reg.size))
-            self.bus.write_block(i, a0, b"".join(t_.to_bytes(2, "little") for t_ in targets))
-        return d0, length
-
     def _arm_watchdog(self) -> None:
-        # 0 clears a previous watchdog error (-1); then value = ceil(ms / 20) in 20 ms units.
         for i in self.actuated_ids:
-            self.bus.write(i, "bus_watchdog", 0)
-            if self.watchdog_ms:
-                self.bus.write(i, "bus_watchdog", max(1, math.ceil(self.watchdog_ms / 20)))
+            self.bus.arm_watchdog(i, self.watchdog_ms)
 
     def enable(self) -> None:
         """Re-arm the watchdog and turn torque on (commands start at zero current)."""
@@ -288,9 +259,7 @@ class Robot:
         with self._guarded():
             block = self._state_block
             if block is not None:
-                data = self.bus.sync_read_block(block[0], block[1], self.ids,
-                                                fast=self.fast_sync_read, what="joint state")
-                raw = {i: _decode_layout(d) for i, d in data.items()}
+                raw = self.bus.read_mapped(block, self.ids, fast=self.fast_sync_read)
             else:
                 raw = self.bus.sync_read_many(STATE_REGISTERS, self.ids,
                                               fast=self.fast_sync_read)
@@ -339,12 +308,11 @@ class Robot:
                 self._torque_off_quietly()
                 raise HardwareAlertError(
                     f"joint {j.joint!r} (ID {i}) reports a hardware error: "
-                    f"{ct.describe_hardware_error(bits)}; torque is off. Fix the cause, then "
+                    f"{self.bus.describe_hardware_error(bits)}; torque is off. Fix the cause, then "
                     f"reboot it (bus.reboot({i})) and call robot.enable()", i, j.joint, bits)
             if self.torque_on and not r["torque_enable"]:
-                wd = self.bus.read(i, "bus_watchdog")
                 why = (f"the bus watchdog ({self.watchdog_ms} ms) expired: the controller sent "
-                       "nothing for longer than that" if wd == -1 else
+                       "nothing for longer than that" if self.bus.watchdog_expired(i) else
                        "the servo rebooted or browned out (check the supply)")
                 self._torque_off_quietly()
                 raise TorqueLostError(

@@ -17,7 +17,7 @@ Position commands are clipped into the position limits. :class:`TorqueGuard` tur
 on SIGINT, SIGTERM and interpreter exit, then lets the signal do what it did before.
 
 The servos enforce limits of their own, as a second line behind this one: each actuated
-servo's Current Limit (38) holds floor(max_current_a / current_unit) and its PWM Limit (36) the
+servo's current_limit register holds floor(max_current_a / current_unit) and its pwm_limit the
 servo file's ``pwm_limit`` (:func:`servo_limit_values`). :func:`write_servo_limits` writes them
 with torque off (they are EEPROM) and reads them back; ``Robot.connect`` calls it (so do flash
 and every session, which connect), and flash verifies them again with
@@ -32,6 +32,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,9 +43,8 @@ from robot_meta.hardware.hardware_map import HardwareMap, JointHardware
 
 if TYPE_CHECKING:
     from robot_meta.hardware.bus import MotorBus
-    from robot_meta.hardware.dynamixel.control_table import ControlTable
 
-SERVO_LIMIT_REGISTERS = ("current_limit", "pwm_limit")  # Current Limit (38), PWM Limit (36)
+SERVO_LIMIT_REGISTERS = ("current_limit", "pwm_limit")  # the servo's own limits, by register name
 
 
 class ServoLimitError(SafetyError, UserError):
@@ -151,38 +151,30 @@ class SafetyLimits:
         return None
 
 
-def servo_limit_values(joint: JointHardware, table: ControlTable) -> dict[str, int]:
+def servo_limit_values(joint: JointHardware, bus: MotorBus) -> dict[str, int]:
     """The raw values an actuated joint's servo must hold in its limit registers:
     Current Limit = floor(max_current_a / current_unit) (the policy's action +1, never more)
-    and PWM Limit = the servo file's ``pwm_limit`` (100 % duty). Registers the control table
-    does not have are left out."""
+    and PWM Limit = the servo file's ``pwm_limit`` (100 % duty), each within the register's
+    range. Registers the servo does not have are left out."""
+    i = joint.motor_id
     values: dict[str, int] = {}
-    if "current_limit" in table:
-        values["current_limit"] = min(table["current_limit"].high,
+    if bus.has_register(i, "current_limit"):
+        values["current_limit"] = min(bus.register_range(i, "current_limit")[1],
                                       int(joint.max_current_a / joint.current_unit_a))
-    if "pwm_limit" in table and joint.servo.pwm_limit_raw:
-        values["pwm_limit"] = min(table["pwm_limit"].high, joint.servo.pwm_limit_raw)
+    if bus.has_register(i, "pwm_limit") and joint.servo.pwm_limit_raw:
+        values["pwm_limit"] = min(bus.register_range(i, "pwm_limit")[1],
+                                  joint.servo.pwm_limit_raw)
     return values
 
 
-def _read_limits(bus: MotorBus, dxl_id: int, table: ControlTable, names: list[str]) -> dict[str, int]:
-    """The limit registers ``names`` of one servo, in one read of the block holding them (36..39
-    on the XM430): a late answer to an earlier single-register read has another length, so it
-    cannot pass for this one."""
-    start, length = table.span(names)
-    data = bus.read_block(dxl_id, start, length)
-    return {n: table[n].decode(data[table[n].address - start:table[n].end - start]) for n in names}
-
-
 def verify_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
-    """Read back the limit registers of a joint's servo; raise :class:`ServoLimitError`, naming
-    the joint and motor ID, if one differs from :func:`servo_limit_values`. Returns
-    {register: value read}."""
-    table = bus.table(joint.motor_id)
-    expected = servo_limit_values(joint, table)
+    """Read back the limit registers of a joint's servo (in one read where the bus can,
+    :meth:`MotorBus.read_many`); raise :class:`ServoLimitError`, naming the joint and motor ID,
+    if one differs from :func:`servo_limit_values`. Returns {register: value read}."""
+    expected = servo_limit_values(joint, bus)
     if not expected:
         return {}
-    found = _read_limits(bus, joint.motor_id, table, list(expected))
+    found = bus.read_many(joint.motor_id, list(expected))
     for name, want in expected.items():
         if found[name] != want:
             raise ServoLimitError(
@@ -199,11 +191,10 @@ def write_servo_limits(bus: MotorBus, joint: JointHardware) -> dict[str, int]:
     registers (:func:`servo_limit_values`) that differ, and read them all back
     (:func:`verify_servo_limits`). A refused write or a different read-back raises
     :class:`ServoLimitError` naming the joint and motor ID. Returns {register: value read}."""
-    table = bus.table(joint.motor_id)
-    if table.torque:
+    if bus.has_register(joint.motor_id, "torque_enable"):
         bus.write(joint.motor_id, "torque_enable", 0)
-    expected = servo_limit_values(joint, table)
-    present = _read_limits(bus, joint.motor_id, table, list(expected)) if expected else {}
+    expected = servo_limit_values(joint, bus)
+    present = bus.read_many(joint.motor_id, list(expected)) if expected else {}
     for name, value in expected.items():
         if present[name] == value:
             continue  # EEPROM wears with writes: only a different value is written
@@ -233,7 +224,8 @@ class TorqueGuard:
 
     def __init__(self, torque_off: Callable[[], None]):
         self._torque_off = torque_off
-        self._previous: dict[int, Any] = {}
+        # What signal.signal returned: a handler, SIG_DFL/SIG_IGN, or None (not set from Python).
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         self._installed = False
         self._busy = threading.Lock()
 
@@ -269,7 +261,7 @@ class TorqueGuard:
         finally:
             self._busy.release()
 
-    def _handler(self, signum: int, frame: Any) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         self._safe_off()
         prev = self._previous.get(signum, signal.SIG_DFL)
         if callable(prev):

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands whose module parses its own arguments: ``robot-meta NAME ...`` calls
 # ``module.main(rest)`` (their --help is their own).
-FORWARDED = {"emulate": "robot_meta.hardware.emulator"}
+FORWARDED = {"emulate": "robot_meta.hardware.emulation.emulator"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``robot-meta emulate``: a robot without hardware (see robot_meta.hardware.emulator)."""
+"""``robot-meta emulate``: a robot without hardware (see robot_meta.hardware.emulation.emulator)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     # Normally unreached: robot_meta.launch.cli forwards `emulate ...` to the emulator's main.
-    from robot_meta.hardware.emulator import main
+    from robot_meta.hardware.emulation.emulator import main
 
     return main(args.args)

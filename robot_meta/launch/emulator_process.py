@@ -20,7 +20,7 @@ class EmulatorProcess:
 
     def __init__(self, robot: str, params: str | Path | None = None, *, faults: str = "",
                  seed: int = 0, port: str = "pty", log: str | Path | None = None):
-        self.argv = [sys.executable, "-m", "robot_meta.hardware.emulator", robot, "--port", port,
+        self.argv = [sys.executable, "-m", "robot_meta.hardware.emulation.emulator", robot, "--port", port,
                      "--seed", str(seed)]
         if params:
             self.argv += ["--params", str(params)]

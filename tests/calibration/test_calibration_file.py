@@ -105,3 +105,23 @@ def test_the_robot_config_calibration_key_is_relative_to_the_config(tmp_path: Pa
     p = robot_toml(tmp_path, "/dev/null")
     p.write_text(p.read_text() + 'calibration = "cal/arm2.json"\n')
     assert calibration_path(load_robot_config(p)) == tmp_path / "cal" / "arm2.json"
+
+
+def test_servo_registers_must_be_left_at_zero() -> None:
+    """check_servo_registers asks the bus which registers a device has (the cartpole's encoder
+    has no drive_mode) and refuses a servo whose own homing offset is set."""
+    from robot_meta.calibration.calibration_file import check_servo_registers
+    from robot_meta.calibration.errors import CalibrationError
+    from robot_meta.hardware import MockBus
+
+    bus = MockBus("cartpole", plant="none", clock="manual")
+    bus.connect()
+    hw = load_hardware_map("cartpole")
+    try:
+        check_servo_registers(bus, hw)  # factory state: both 0
+        bus.emulated.device(2).set("homing_offset", 100)
+        with pytest.raises(CalibrationError, match=r"ID 2\): its servo's homing_offset register "
+                           r"reads 100"):
+            check_servo_registers(bus, hw)
+    finally:
+        bus.shutdown()

@@ -8,7 +8,7 @@ import pytest
 from robot_meta.calibration.excitation import ExcitationRunner, default_config
 from robot_meta.calibration.session_logs import load_recordings
 from robot_meta.hardware import Robot
-from robot_meta.hardware.mock import MockBus
+from robot_meta.hardware.emulation.mock_bus import MockBus
 from robot_meta.runtime.session_store import SessionStore
 from robot_meta.sim.robots.robot_def import get_robot
 

@@ -278,7 +278,7 @@ def test_present_pwm_current_and_input_voltage() -> None:
 def test_stalled_servo_at_its_current_limit_overloads(mode: int) -> None:
     """A shaft held still (a static plant) at the current limit for OVERLOAD_TIME_S: the
     overload error turns torque off. In PWM mode the stall current I_s is capped by the limit."""
-    from robot_meta.hardware.emulated_robot import EmulatedRobot, StaticPlant
+    from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot, StaticPlant
 
     hw = load_hardware_map("arm2")
     emu = EmulatedRobot(hw, StaticPlant(hw.joint_names))

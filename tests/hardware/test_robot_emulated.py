@@ -21,7 +21,7 @@ from robot_meta.hardware import (
     open_bus,
 )
 from robot_meta.hardware.dynamixel import control_table as ct
-from robot_meta.hardware.emulator import Emulator, Faults
+from robot_meta.hardware.emulation.emulator import Emulator, Faults
 
 
 def _robot(port: str, name: str = "arm2", **kw: object) -> Robot:
@@ -211,7 +211,7 @@ def test_position_mode(arm2_emulator: Emulator) -> None:
 
 def test_emulate_cli_prints_the_port_first() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot_meta.hardware.emulator", "arm2", "--port", "tcp:0",
+        [sys.executable, "-m", "robot_meta.hardware.emulation.emulator", "arm2", "--port", "tcp:0",
          "--faults", "drop=0.0", "--duration", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -227,7 +227,7 @@ def test_emulate_cli_prints_the_port_first() -> None:
 
 
 def test_emulate_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    from robot_meta.hardware.emulator import main
+    from robot_meta.hardware.emulation.emulator import main
 
     assert main(["arm2", "--faults", "drop=2"]) == 2
     assert "drop: must lie in [0, 1]" in capsys.readouterr().err

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from robot_meta.hardware import Robot, SafetyLimits, open_bus
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.dynamixel.loopback import LoopbackSerial
 from robot_meta.hardware.dynamixel.serial_bus import SerialBus
-from robot_meta.hardware.emulated_robot import EmulatedRobot, StaticPlant
-from robot_meta.hardware.emulator import Emulator
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot, StaticPlant
+from robot_meta.hardware.emulation.emulator import Emulator
+from robot_meta.hardware.emulation.loopback import LoopbackSerial
 from robot_meta.hardware.hardware_map import load_hardware_map
 from robot_meta.hardware.safety import ServoLimitError, TorqueGuard
 

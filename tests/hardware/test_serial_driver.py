@@ -17,7 +17,7 @@ from robot_meta.hardware import (
 )
 from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.dynamixel.serial_bus import SerialBus
-from robot_meta.hardware.emulator import Emulator
+from robot_meta.hardware.emulation.emulator import Emulator
 from robot_meta.hardware.hardware_map import HardwareMap, JointHardware, load_hardware_map
 
 

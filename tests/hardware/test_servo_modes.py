@@ -27,7 +27,7 @@ from dynamixel_sdk import COMM_SUCCESS, GroupSyncRead, PacketHandler, PortHandle
 
 from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.emulator import Emulator
+from robot_meta.hardware.emulation.emulator import Emulator
 from robot_meta.hardware.servos import load_servo
 from robot_meta.sim.robots.arm2 import constants as C
 

@@ -12,7 +12,7 @@ from dynamixel_sdk import (
     PortHandler,
 )
 
-from robot_meta.hardware.emulator import Emulator
+from robot_meta.hardware.emulation.emulator import Emulator
 
 ADDR_OPERATING_MODE = 11
 ADDR_TORQUE_ENABLE = 64

@@ -1,20 +1,27 @@
 """Control tables as data: register name -> (address, size, access, range, default).
 
-Register names are the e-Manual names in snake case; values are raw device units. The XM430-W350
-table follows the ROBOTIS e-Manual (firmware 45+, Protocol 2.0); the XM430-W210 has the same
-table with its own model number (and Velocity Limit default). The ``encoder`` device is the
-cartpole's passive pole encoder: not a ROBOTIS product, but a Protocol 2.0 slave (for example a
-microcontroller with a 4096-count encoder) that exposes the XM430 addresses it can fill, so that
-one sync read covers the servo and the encoder.
+One TOML file per table family in ``tables/`` (``xm430.toml``, ``xm540.toml``, ``encoder.toml``),
+loaded with the shared loader (:func:`robot_meta.toml_config.from_dict`). A servo model
+(``robot_meta/hardware/servos/<model>.toml``) names its family in ``control_table`` and gives its
+own Model Number and any initial values of its own in ``[registers]``; :func:`get_table` joins
+the two. Register names are the e-Manual names in snake case; values are raw device units.
+A family file may start from another (``base = "xm430"``) and restate only the registers that
+differ. Adding a servo model of a known family is one servo file; a new family adds its table.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal
 
-from robot_meta.hardware.hardware_map import XM430_MODEL_NUMBER
-from robot_meta.hardware.servos import load_servo
+from robot_meta.hardware.servos import ServoSpecError, load_servo, servo_models
+from robot_meta.hardware.servos.servo_model import data_file
+from robot_meta.toml_config import from_dict, read_toml
+
+TABLE_DIR = Path(__file__).parent / "tables"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class ControlTable:
     # Indirect addressing: (first indirect address register, first indirect data byte, count).
     # Indirect Data k reads and writes the byte at the address held in Indirect Address k.
     indirect: tuple[int, int, int] | None = None
+    # Named values of enumerated registers: {"operating_mode": {"current": 0, ...}}.
+    values: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, repr=False)
     _by_name: dict[str, Register] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,30 +113,73 @@ class ControlTable:
         return start, max(r.end for r in regs) - start
 
 
-INDIRECT_ADDRESS_0 = 168  # Indirect Address 1..20: 168, 170, ..., 206 (2 bytes each)
-INDIRECT_DATA_0 = 224  # Indirect Data 1..20: 224 .. 243 (1 byte each)
-N_INDIRECT = 20  # Indirect Address/Data 21..28 (578.., 634..) are not modelled
-
-
-def _indirect_registers() -> tuple[Register, ...]:
-    regs = []
-    for k in range(N_INDIRECT):
-        regs.append(_r(f"indirect_address_{k + 1}", INDIRECT_ADDRESS_0 + 2 * k, 2, "RW", False,
-                       INDIRECT_DATA_0 + k, 64, INDIRECT_DATA_0 + N_INDIRECT - 1))
-    for k in range(N_INDIRECT):
-        regs.append(_r(f"indirect_data_{k + 1}", INDIRECT_DATA_0 + k, 1, "RW", False, 0))
-    return tuple(regs)
-
-
-def _r(name: str, address: int, size: int, access: str, eeprom: bool, default: int = 0,
-       low: int | None = None, high: int | None = None, signed: bool = False, limit: str = "",
-       unit: str = "") -> Register:
+def _full_range(size: int, signed: bool) -> tuple[int, int]:
     full = (1 << (8 * size)) - 1
-    if low is None:
-        low = -(1 << (8 * size - 1)) if signed else 0
-    if high is None:
-        high = (full >> 1) if signed else full
-    return Register(name, address, size, access, eeprom, signed, default, low, high, limit, unit)
+    return (-(1 << (8 * size - 1)), full >> 1) if signed else (0, full)
+
+
+@dataclass(frozen=True)
+class RegisterSpec:
+    """One ``[registers]`` entry of a table file; ``range`` defaults to the size's full range."""
+
+    address: int
+    size: Literal[1, 2, 4]
+    access: Literal["R", "RW"]
+    eeprom: bool = False
+    signed: bool = False
+    default: int = 0
+    range: tuple[int, int] | None = None
+    limit: str = ""
+    unit: str = ""
+
+    def register(self, name: str) -> Register:
+        low, high = self.range if self.range is not None else _full_range(self.size, self.signed)
+        return Register(name, self.address, self.size, self.access, self.eeprom, self.signed,
+                        self.default, low, high, self.limit, self.unit)
+
+
+@dataclass(frozen=True)
+class IndirectSpec:
+    """Indirect addressing: Indirect Address k (2 bytes at ``address + 2 (k - 1)``) holds the
+    address whose byte Indirect Data k (at ``data + k - 1``) reads and writes, k = 1..count."""
+
+    address: int
+    data: int
+    count: int
+
+    def registers(self) -> tuple[Register, ...]:
+        last = self.data + self.count - 1
+        addrs = [Register(f"indirect_address_{k + 1}", self.address + 2 * k, 2, "RW", False, False,
+                          self.data + k, 64, last) for k in range(self.count)]
+        data = [Register(f"indirect_data_{k + 1}", self.data + k, 1, "RW", False, False, 0, 0, 255)
+                for k in range(self.count)]
+        return tuple(addrs + data)
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A control-table family file (``tables/<family>.toml``)."""
+
+    registers: dict[str, RegisterSpec]
+    doc: str = ""
+    base: str = ""  # another family this one restates registers of
+    size: int | None = None  # bytes of addressable memory (default: the base's)
+    torque: bool | None = None  # False for a passive sensor (default: the base's, else True)
+    indirect: IndirectSpec | None = None
+    values: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@cache
+def load_family(family: str) -> TableFile:
+    """A control-table family with its base merged in (registers, values, size, indirect)."""
+    path = data_file(TABLE_DIR, family, "control table")
+    f = from_dict(TableFile, read_toml(path, ServoSpecError), str(path), ServoSpecError)
+    if not f.base:
+        return f
+    b = load_family(f.base)
+    return TableFile(registers={**b.registers, **f.registers}, doc=f.doc or b.doc,
+                     size=f.size or b.size, torque=b.torque if f.torque is None else f.torque,
+                     indirect=f.indirect or b.indirect, values={**b.values, **f.values})
 
 
 # Baud rate register values (register 8) -> bits per second.
@@ -163,136 +215,51 @@ def describe_hardware_error(bits: int) -> str:
     return "; ".join(names) if names else f"unknown hardware error bits 0x{bits:02X}"
 
 
-XM430_W350 = ControlTable(
-    model="xm430-w350",
-    model_number=XM430_MODEL_NUMBER,
-    size=INDIRECT_DATA_0 + N_INDIRECT,
-    doc="ROBOTIS XM430-W350-T/R, Protocol 2.0 (e-Manual control table); indirect addresses "
-    "1..20 only.",
-    indirect=(INDIRECT_ADDRESS_0, INDIRECT_DATA_0, N_INDIRECT),
-    registers=(
-        # ---- EEPROM (writable only with torque off) ----
-        _r("model_number", 0, 2, "R", True, XM430_MODEL_NUMBER),
-        _r("model_information", 2, 4, "R", True, 0),
-        _r("firmware_version", 6, 1, "R", True, 48),
-        _r("id", 7, 1, "RW", True, 1, 0, 252),
-        _r("baud_rate", 8, 1, "RW", True, 1, 0, 7),
-        _r("return_delay_time", 9, 1, "RW", True, 250, 0, 254, unit="2 us"),
-        _r("drive_mode", 10, 1, "RW", True, 0, 0, 13),
-        _r("operating_mode", 11, 1, "RW", True, MODE_POSITION, 0, 16),
-        _r("secondary_id", 12, 1, "RW", True, 255, 0, 255),
-        _r("protocol_type", 13, 1, "RW", True, 2, 1, 2),
-        _r("homing_offset", 20, 4, "RW", True, 0, -1_044_479, 1_044_479, signed=True,
-           unit="0.088 deg"),
-        _r("moving_threshold", 24, 4, "RW", True, 10, 0, 1023, unit="0.229 rpm"),
-        _r("temperature_limit", 31, 1, "RW", True, 80, 0, 100, unit="degC"),
-        _r("max_voltage_limit", 32, 2, "RW", True, 160, 60, 160, unit="0.1 V"),
-        _r("min_voltage_limit", 34, 2, "RW", True, 95, 60, 160, unit="0.1 V"),
-        _r("pwm_limit", 36, 2, "RW", True, 885, 0, 885, unit="0.113 %"),
-        _r("current_limit", 38, 2, "RW", True, 1193, 0, 1193, unit="2.69 mA"),
-        _r("velocity_limit", 44, 4, "RW", True, 200, 0, 1023, unit="0.229 rpm"),
-        _r("max_position_limit", 48, 4, "RW", True, 4095, 0, 4095, unit="0.088 deg"),
-        _r("min_position_limit", 52, 4, "RW", True, 0, 0, 4095, unit="0.088 deg"),
-        _r("startup_configuration", 60, 1, "RW", True, 0, 0, 3),
-        _r("shutdown", 63, 1, "RW", True, 52, 0, 255),
-        # ---- RAM ----
-        _r("torque_enable", 64, 1, "RW", False, 0, 0, 1),
-        _r("led", 65, 1, "RW", False, 0, 0, 1),
-        _r("status_return_level", 68, 1, "RW", False, 2, 0, 2),
-        _r("registered_instruction", 69, 1, "R", False, 0),
-        _r("hardware_error_status", 70, 1, "R", False, 0),
-        _r("velocity_i_gain", 76, 2, "RW", False, 1920, 0, 16383),
-        _r("velocity_p_gain", 78, 2, "RW", False, 100, 0, 16383),
-        _r("position_d_gain", 80, 2, "RW", False, 0, 0, 16383),
-        _r("position_i_gain", 82, 2, "RW", False, 0, 0, 16383),
-        _r("position_p_gain", 84, 2, "RW", False, 800, 0, 16383),
-        _r("feedforward_2nd_gain", 88, 2, "RW", False, 0, 0, 16383),
-        _r("feedforward_1st_gain", 90, 2, "RW", False, 0, 0, 16383),
-        # Bus watchdog: 0 off, 1..127 -> timeout = value * 20 ms, -1 after it expired.
-        _r("bus_watchdog", 98, 1, "RW", False, 0, -1, 127, signed=True, unit="20 ms"),
-        _r("goal_pwm", 100, 2, "RW", False, 0, -885, 885, signed=True, limit="pwm_limit",
-           unit="0.113 %"),
-        _r("goal_current", 102, 2, "RW", False, 0, -1193, 1193, signed=True,
-           limit="current_limit", unit="2.69 mA"),
-        _r("goal_velocity", 104, 4, "RW", False, 0, -1023, 1023, signed=True,
-           limit="velocity_limit", unit="0.229 rpm"),
-        _r("profile_acceleration", 108, 4, "RW", False, 0, 0, 32767),
-        _r("profile_velocity", 112, 4, "RW", False, 0, 0, 32767),
-        _r("goal_position", 116, 4, "RW", False, 0, -1_048_575, 1_048_575, signed=True,
-           limit="min_position_limit,max_position_limit", unit="0.088 deg"),
-        _r("realtime_tick", 120, 2, "R", False, 0, unit="ms"),
-        _r("moving", 122, 1, "R", False, 0),
-        _r("moving_status", 123, 1, "R", False, 0),
-        _r("present_pwm", 124, 2, "R", False, 0, signed=True, unit="0.113 %"),
-        _r("present_current", 126, 2, "R", False, 0, signed=True, unit="2.69 mA"),
-        _r("present_velocity", 128, 4, "R", False, 0, signed=True, unit="0.229 rpm"),
-        _r("present_position", 132, 4, "R", False, 0, signed=True, unit="0.088 deg"),
-        _r("velocity_trajectory", 136, 4, "R", False, 0, signed=True),
-        _r("position_trajectory", 140, 4, "R", False, 0, signed=True),
-        _r("present_input_voltage", 144, 2, "R", False, 120, unit="0.1 V"),
-        _r("present_temperature", 146, 1, "R", False, 30, unit="degC"),
-        _r("backup_ready", 147, 1, "R", False, 0),
-        *_indirect_registers(),
-    ),
-)
-
-
-
-def _xm430_variant(model: str, model_number: int, velocity_limit: int) -> ControlTable:
-    """Another XM430 (the same control table as the W350, per the e-Manual) with its own model
-    number and Velocity Limit (44) default."""
-    defaults = {"model_number": model_number, "velocity_limit": velocity_limit}
-    regs = tuple(dataclasses.replace(r, default=defaults[r.name]) if r.name in defaults else r
-                 for r in XM430_W350.registers)
-    return ControlTable(model=model, model_number=model_number, size=XM430_W350.size,
-                        registers=regs, doc=XM430_W350.doc.replace("XM430-W350", model.upper()),
-                        indirect=XM430_W350.indirect)
-
-
-# ROBOTIS XM430-W210-T/R (the cartpole's cart): e-Manual Model Number 1,030, Velocity Limit
-# initial value 330 (servos/xm430-w210.toml).
-XM430_W210 = _xm430_variant("xm430-w210", load_servo("xm430-w210").model_number, 330)
-
-ENCODER_MODEL_NUMBER = 0x5E01  # robot_meta's passive encoder (not a ROBOTIS model number)
-
-ENCODER = ControlTable(
-    model="encoder",
-    model_number=ENCODER_MODEL_NUMBER,
-    size=INDIRECT_DATA_0 + N_INDIRECT,
-    torque=False,
-    doc="A passive 4096-count joint encoder behind a Protocol 2.0 slave. It has no motor: "
-    "present_current (126) reads 0 so that one sync read spans servos and encoders; it has "
-    "the XM430's indirect addresses 1..20 for the same reason.",
-    indirect=(INDIRECT_ADDRESS_0, INDIRECT_DATA_0, N_INDIRECT),
-    registers=(
-        _r("model_number", 0, 2, "R", True, ENCODER_MODEL_NUMBER),
-        _r("model_information", 2, 4, "R", True, 0),
-        _r("firmware_version", 6, 1, "R", True, 1),
-        _r("id", 7, 1, "RW", True, 1, 0, 252),
-        _r("baud_rate", 8, 1, "RW", True, 3, 0, 7),
-        _r("return_delay_time", 9, 1, "RW", True, 0, 0, 254, unit="2 us"),
-        _r("homing_offset", 20, 4, "RW", True, 0, -1_044_479, 1_044_479, signed=True),
-        _r("status_return_level", 68, 1, "RW", False, 2, 0, 2),
-        _r("hardware_error_status", 70, 1, "R", False, 0),
-        _r("realtime_tick", 120, 2, "R", False, 0, unit="ms"),
-        _r("present_current", 126, 2, "R", False, 0, signed=True),
-        _r("present_velocity", 128, 4, "R", False, 0, signed=True, unit="0.229 rpm"),
-        _r("present_position", 132, 4, "R", False, 0, signed=True, unit="0.088 deg"),
-        *_indirect_registers(),
-    ),
-)
-
-TABLES: dict[str, ControlTable] = {t.model: t for t in (XM430_W350, XM430_W210, ENCODER)}
-TABLES_BY_NUMBER: dict[int, ControlTable] = {t.model_number: t for t in TABLES.values()}
-
-
+@cache
 def get_table(model: str) -> ControlTable:
-    """The control table of a model name (``xm430-w350``, ``xm430-w210`` or ``encoder``)."""
+    """The control table of a servo model (``xm430-w350``, ``xm540-w270``, ``encoder``, ...): its
+    family's table with the model's Model Number and ``[registers]`` initial values."""
     try:
-        return TABLES[model]
-    except KeyError:
-        raise KeyError(f"unknown device model {model!r}; known models: {', '.join(TABLES)}"
-                       ) from None
+        servo = load_servo(model)
+    except ServoSpecError as e:
+        raise KeyError(f"unknown device model {model!r}; known models: "
+                       f"{', '.join(dynamixel_models())}") from e
+    fam = load_family(servo.control_table)
+    where = f"{servo.source} [registers]"
+    regs = {name: spec.register(name) for name, spec in fam.registers.items()}
+    if fam.indirect is not None:
+        regs |= {r.name: r for r in fam.indirect.registers()}
+    if "model_number" in regs:
+        regs["model_number"] = dataclasses.replace(regs["model_number"], default=servo.model_number)
+    for name, o in servo.registers.items():
+        if name not in regs:
+            raise ServoSpecError(f"{where}.{name}: the {servo.control_table!r} table has no such "
+                                 "register")
+        r = regs[name]
+        low, high = o.range if o.range is not None else (r.low, r.high)
+        regs[name] = dataclasses.replace(r, default=r.default if o.default is None else o.default,
+                                         low=low, high=high)
+    ordered = tuple(sorted(regs.values(), key=lambda r: r.address))
+    size = fam.size or max(r.end for r in ordered)
+    ind = fam.indirect
+    return ControlTable(model=model, model_number=servo.model_number, size=size,
+                        registers=ordered, torque=fam.torque is not False,
+                        doc=f"{model}: {fam.doc}",
+                        indirect=None if ind is None else (ind.address, ind.data, ind.count),
+                        values=fam.values)
+
+
+def dynamixel_models() -> tuple[str, ...]:
+    """The servo models whose control-table family is a table of this driver."""
+    return tuple(m for m in servo_models()
+                 if (TABLE_DIR / f"{load_servo(m).control_table}.toml").is_file())
+
+
+XM430_W350 = get_table("xm430-w350")
+ENCODER = get_table("encoder")
+ENCODER_MODEL_NUMBER = ENCODER.model_number  # robot_meta's passive encoder (not a ROBOTIS number)
+TABLES: dict[str, ControlTable] = {m: get_table(m) for m in dynamixel_models()}
+TABLES_BY_NUMBER: dict[int, ControlTable] = {t.model_number: t for t in TABLES.values()}
 
 
 def model_name(model_number: int) -> str:

@@ -1,7 +1,7 @@
 """One emulated Dynamixel device: its control-table memory and how it answers instructions.
 
 The device is pure Python and knows nothing about transport or physics. The emulated robot
-(:mod:`robot_meta.hardware.emulated_robot`) asks it what its motor driver does
+(:mod:`robot_meta.hardware.emulation.emulated_robot`) asks it what its motor driver does
 (:meth:`DynamixelDevice.drive`: a current request, or a PWM duty) and writes back the measured
 joint state and the motor's actual current, duty and supply voltage
 (:meth:`DynamixelDevice.update_present`); :class:`~robot_meta.hardware.dynamixel.network.DeviceNetwork`

@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 import serial
 
-from robot_meta.hardware.bus import Exchange, MotorBus
+from robot_meta.hardware.bus import register_bus
 from robot_meta.hardware.dynamixel import protocol as p
+from robot_meta.hardware.dynamixel.bus import DynamixelBus, Exchange
 from robot_meta.hardware.errors import PortError
 
 FACTORY_RETURN_DELAY_S = 500e-6  # register 9 default 250 * 2 us
@@ -57,7 +58,7 @@ def status_size(n_data: int) -> int:
     return 11 + n_data + n_data // 3
 
 
-class SerialBus(MotorBus):
+class SerialBus(DynamixelBus):
     """A Dynamixel Protocol 2.0 bus on a serial port.
 
     Args:
@@ -66,7 +67,7 @@ class SerialBus(MotorBus):
         baud: bits per second.
         latency_ms: the OS/adapter allowance added to every timeout; None picks it from the
             port type (see the module docstring).
-        kwargs: see :class:`~robot_meta.hardware.bus.MotorBus`.
+        kwargs: see :class:`~robot_meta.hardware.dynamixel.bus.DynamixelBus`.
     """
 
     def __init__(self, port: str | SerialLike, baud: int = 1_000_000, *,
@@ -232,3 +233,14 @@ class SerialBus(MotorBus):
                 break
         return result
 
+
+def open_serial_bus(port: str, baud: int, *, model: str = "xm430-w350", **kwargs: Any
+                    ) -> SerialBus:
+    """The ``dynamixel2`` driver of :func:`robot_meta.hardware.bus.open_bus`: a device path or
+    a pyserial URL (``socket://``, ``loop://``); ``dynamixel2:PATH`` names the protocol."""
+    if port.startswith("dynamixel2:"):
+        port = port[len("dynamixel2:"):]
+    return SerialBus(port, baud, model=model, **kwargs)
+
+
+register_bus("dynamixel2", open_serial_bus)

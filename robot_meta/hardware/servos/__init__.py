@@ -8,8 +8,10 @@ from robot_meta.hardware.servos.servo_model import (
     MotorSpec,
     ServoModel,
     ServoSpecError,
+    describe_model_number,
     load_servo,
+    servo_models,
 )
 
 __all__ = ["SERVO_DIR", "GearboxSpec", "MotorSpec", "Mounting", "ServoEffects", "ServoModel",
-           "ServoSpecError", "load_servo"]
+           "ServoSpecError", "describe_model_number", "load_servo", "servo_models"]

@@ -24,18 +24,21 @@ Stdlib and numpy only: the robot computer imports this.
 from __future__ import annotations
 
 import math
-import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+from robot_meta.errors import UserError
+from robot_meta.toml_config import from_dict, read_toml
 
 SERVO_DIR = Path(__file__).parent
 
 
-class ServoSpecError(ValueError):
+class ServoSpecError(UserError, ValueError):
     """A servo file is missing or invalid; the message names the file and the field."""
 
 
@@ -56,11 +59,11 @@ class MotorSpec:
         """K_t = tau_s / I_s [N*m/A]: output torque per ampere of motor current."""
         return self.stall_torque / self.stall_current
 
-    def stall_torque_at(self, voltage: Any) -> Any:
+    def stall_torque_at(self, voltage: npt.ArrayLike) -> np.ndarray:
         """tau_s(V) = tau_s V / V_n [N*m]."""
         return self.stall_torque * np.asarray(voltage) / self.nominal_voltage
 
-    def no_load_speed_at(self, voltage: Any) -> Any:
+    def no_load_speed_at(self, voltage: npt.ArrayLike) -> np.ndarray:
         """w0(V) = w0 V / V_n [rad/s]."""
         return self.no_load_speed * np.asarray(voltage) / self.nominal_voltage
 
@@ -91,6 +94,7 @@ class ServoModel:
     gearbox: GearboxSpec | None = None
     current_limit_raw: int = 0
     pwm_limit_raw: int = 0
+    registers: dict[str, RegisterOverride] = field(default_factory=dict, compare=False)
     source: str = ""
 
     @property
@@ -121,7 +125,8 @@ class ServoModel:
     def nominal_voltage(self) -> float:
         return self._motor().nominal_voltage
 
-    def torque_bounds(self, omega: Any, voltage: Any, strength: Any = 1.0
+    def torque_bounds(self, omega: npt.ArrayLike, voltage: npt.ArrayLike,
+                      strength: npt.ArrayLike = 1.0
                       ) -> tuple[np.ndarray, np.ndarray]:
         """The voltage-limited torque range at output speed omega [rad/s] and supply V:
         s tau_s(V) (-1 - s w / w0(V)) <= tau <= s tau_s(V) (1 - s w / w0(V))."""
@@ -131,8 +136,8 @@ class ServoModel:
         x = s * np.asarray(omega) / m.no_load_speed_at(voltage)  # w / w0'(V), w0' = w0(V) / s
         return ts * (-1.0 - x), ts * (1.0 - x)
 
-    def envelope(self, torque: Any, omega: Any, voltage: Any, max_torque: Any,
-                 strength: Any = 1.0) -> np.ndarray:
+    def envelope(self, torque: npt.ArrayLike, omega: npt.ArrayLike, voltage: npt.ArrayLike,
+                 max_torque: npt.ArrayLike, strength: npt.ArrayLike = 1.0) -> np.ndarray:
         """The torque a current command delivers: the commanded torque, clipped to the
         voltage-limited range at (omega, V) and to |tau| <= max_torque (the current limit)."""
         lo, hi = self.torque_bounds(omega, voltage, strength)
@@ -140,8 +145,8 @@ class ServoModel:
         cap = np.asarray(max_torque, dtype=float)
         return np.minimum(np.maximum(t, -cap), cap)
 
-    def pwm_torque(self, duty: Any, omega: Any, voltage: Any, max_torque: Any,
-                   strength: Any = 1.0) -> np.ndarray:
+    def pwm_torque(self, duty: npt.ArrayLike, omega: npt.ArrayLike, voltage: npt.ArrayLike,
+                   max_torque: npt.ArrayLike, strength: npt.ArrayLike = 1.0) -> np.ndarray:
         """The torque of PWM (voltage) control: tau = s tau_s(V) (d - s w / w0(V)), |d| <= 1,
         clipped to |tau| <= max_torque."""
         m = self._motor()
@@ -153,102 +158,140 @@ class ServoModel:
         return np.minimum(np.maximum(t, -cap), cap)
 
 
-def _table(data: dict[str, Any], key: str, where: str, required: bool) -> dict[str, Any] | None:
-    t = data.get(key)
-    if t is None:
-        if required:
-            raise ServoSpecError(f"{where}: missing table [{key}]")
-        return None
-    if not isinstance(t, dict):
-        raise ServoSpecError(f"{where}: [{key}] must be a table")
-    return t
+def _all_positive(spec: object, where: str) -> None:
+    """Every field of a spec must be > 0."""
+    for name, v in vars(spec).items():
+        if v <= 0:
+            raise ServoSpecError(f"{where}.{name}: must be > 0, got {v!r}")
 
 
-def _num(t: dict[str, Any], key: str, where: str, positive: bool = True) -> float:
-    if key not in t:
-        raise ServoSpecError(f"{where}.{key}: missing")
-    v = t[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ServoSpecError(f"{where}.{key}: expected a finite number, got {v!r}")
-    if (positive and v <= 0) or v < 0:
-        raise ServoSpecError(f"{where}.{key}: must be {'> 0' if positive else '>= 0'}, got {v!r}")
-    return float(v)
+def data_file(folder: Path, name: str, kind: str) -> Path:
+    """``folder/<name>.toml``; a missing one raises :class:`ServoSpecError` listing the known
+    names of that ``kind`` ("servo model", "control table")."""
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        raise ServoSpecError(f"unknown {kind} {name!r}; known: {', '.join(known)} "
+                             f"(add one as {folder}/<name>.toml)")
+    return path
 
 
-def _known(t: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(t) - allowed
-    if unknown:
-        raise ServoSpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+@dataclass(frozen=True)
+class UnitsSpec:
+    """The ``[units]`` table: raw register units in SI."""
+
+    ticks_per_rev: int
+    velocity_rpm: float  # rev/min per Present Velocity unit
+    current_a: float  # A per Goal/Present Current unit
+    pwm_percent: float  # % duty per Goal/Present PWM unit
+    voltage_v: float  # V per Present Input Voltage unit
+
+    def validate(self, where: str) -> None:
+        _all_positive(self, where)
+
+
+@dataclass(frozen=True)
+class LimitsSpec:
+    """The ``[limits]`` table: the raw Current Limit and PWM Limit that mean 100 %."""
+
+    current_limit: int
+    pwm_limit: int
+
+    def validate(self, where: str) -> None:
+        _all_positive(self, where)
+
+
+@dataclass(frozen=True)
+class RegisterOverride:
+    """A ``[registers]`` entry: this model's initial value or range of a register of its
+    control-table family (e.g. the XM430-W210's Velocity Limit default)."""
+
+    default: int | None = None
+    range: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ServoFile:
+    """A servo file as written (``xm430-w350.toml``), before the unit conversions."""
+
+    model: str
+    model_number: int
+    control_table: str  # the control-table family (a bus driver's table file)
+    units: UnitsSpec
+    motor: MotorSpec | None = None
+    limits: LimitsSpec | None = None
+    gearbox: GearboxSpec | None = None
+    registers: dict[str, RegisterOverride] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        for key in ("model", "control_table"):
+            if not getattr(self, key):
+                raise ServoSpecError(f"{where}.{key}: expected a non-empty string")
+        if self.motor is None:
+            return
+        for key in ("limits", "gearbox"):
+            if getattr(self, key) is None:
+                raise ServoSpecError(f"{where}: missing table [{key}] (a servo with a [motor] needs it)")
+
+
+def _check_motor(m: MotorSpec, where: str) -> None:
+    lo, hi = m.voltage_range
+    if not 0 < lo <= hi:
+        raise ServoSpecError(f"{where}.voltage_range: expected [low, high] volts, got {[lo, hi]!r}")
+    for name in ("gear_ratio", "nominal_voltage", "stall_torque", "stall_current", "no_load_speed"):
+        if getattr(m, name) <= 0:
+            raise ServoSpecError(f"{where}.{name}: must be > 0, got {getattr(m, name)!r}")
+    if m.armature < 0:
+        raise ServoSpecError(f"{where}.armature: must be >= 0, got {m.armature!r}")
+    if not lo <= m.nominal_voltage <= hi:
+        raise ServoSpecError(f"{where}.nominal_voltage: {m.nominal_voltage:g} V lies outside "
+                             f"voltage_range {[lo, hi]}")
+
+
+def _check_gearbox(g: GearboxSpec, where: str) -> None:
+    for name, v in g.__dict__.items():
+        if v < 0:
+            raise ServoSpecError(f"{where}.{name}: must be >= 0, got {v!r}")
 
 
 def parse_servo(data: dict[str, Any], where: str) -> ServoModel:
-    """Validate a servo file's contents (see ``xm430-w350.toml``)."""
-    _known(data, {"model", "model_number", "control_table", "motor", "limits", "units", "gearbox"},
-           where)
-    for key in ("model", "control_table"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise ServoSpecError(f"{where}.{key}: expected a non-empty string")
-    if not isinstance(data.get("model_number"), int):
-        raise ServoSpecError(f"{where}.model_number: expected an integer")
-    units = _table(data, "units", where, True)
-    assert units is not None
-    _known(units, {"ticks_per_rev", "velocity_rpm", "current_a", "pwm_percent", "voltage_v"},
-           f"{where} [units]")
-    u = f"{where} [units]"
-    motor = gearbox = None
-    cur_lim = pwm_lim = 0
-    mt = _table(data, "motor", where, False)
-    if mt is not None:
-        m = f"{where} [motor]"
-        _known(mt, {"gear_ratio", "nominal_voltage", "voltage_range", "stall_torque", "stall_current",
-                    "no_load_speed", "armature"}, m)
-        vr = mt.get("voltage_range")
-        if not (isinstance(vr, list) and len(vr) == 2 and all(isinstance(x, int | float) for x in vr)
-                and 0 < vr[0] <= vr[1]):
-            raise ServoSpecError(f"{m}.voltage_range: expected [low, high] volts, got {vr!r}")
-        motor = MotorSpec(_num(mt, "gear_ratio", m), _num(mt, "nominal_voltage", m),
-                          (float(vr[0]), float(vr[1])), _num(mt, "stall_torque", m),
-                          _num(mt, "stall_current", m), _num(mt, "no_load_speed", m),
-                          _num(mt, "armature", m, positive=False))
-        if not vr[0] <= motor.nominal_voltage <= vr[1]:
-            raise ServoSpecError(f"{m}.nominal_voltage: {motor.nominal_voltage:g} V lies outside "
-                                 f"voltage_range {vr}")
-        lt = _table(data, "limits", where, True)
-        assert lt is not None
-        _known(lt, {"current_limit", "pwm_limit"}, f"{where} [limits]")
-        cur_lim = int(_num(lt, "current_limit", f"{where} [limits]"))
-        pwm_lim = int(_num(lt, "pwm_limit", f"{where} [limits]"))
-        gt = _table(data, "gearbox", where, True)
-        assert gt is not None
-        g = f"{where} [gearbox]"
-        _known(gt, {"coulomb_friction", "viscous_friction", "stiction", "backlash"}, g)
-        gearbox = GearboxSpec(*(_num(gt, k, g, positive=False) for k in
-                                ("coulomb_friction", "viscous_friction", "stiction", "backlash")))
+    """Validate a servo file's contents (see ``xm430-w350.toml``) with the shared TOML loader
+    (:func:`robot_meta.toml_config.from_dict`: unknown keys get "did you mean ...")."""
+    f = from_dict(ServoFile, data, where, ServoSpecError)
+    if f.motor is not None:
+        _check_motor(f.motor, f"{where}.motor")
+    if f.gearbox is not None:
+        _check_gearbox(f.gearbox, f"{where}.gearbox")
+    u = f.units
     return ServoModel(
-        model=data["model"], model_number=data["model_number"],
-        control_table=data["control_table"],
-        ticks_per_rev=int(_num(units, "ticks_per_rev", u)),
-        velocity_unit_rad_s=_num(units, "velocity_rpm", u) * 2.0 * math.pi / 60.0,
-        current_unit_a=_num(units, "current_a", u),
-        pwm_unit=_num(units, "pwm_percent", u) / 100.0,
-        voltage_unit_v=_num(units, "voltage_v", u),
-        motor=motor, gearbox=gearbox, current_limit_raw=cur_lim, pwm_limit_raw=pwm_lim,
-        source=where)
+        model=f.model, model_number=f.model_number, control_table=f.control_table,
+        ticks_per_rev=u.ticks_per_rev,
+        velocity_unit_rad_s=u.velocity_rpm * 2.0 * math.pi / 60.0,
+        current_unit_a=u.current_a, pwm_unit=u.pwm_percent / 100.0, voltage_unit_v=u.voltage_v,
+        motor=f.motor, gearbox=f.gearbox,
+        current_limit_raw=f.limits.current_limit if f.limits else 0,
+        pwm_limit_raw=f.limits.pwm_limit if f.limits else 0,
+        registers=f.registers, source=where)
 
 
 @cache
 def load_servo(model: str) -> ServoModel:
     """The servo model named ``model`` (a file ``<model>.toml`` in this folder)."""
-    path = SERVO_DIR / f"{model}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in SERVO_DIR.glob("*.toml"))
-        raise ServoSpecError(f"unknown servo model {model!r}; known models: {', '.join(known)} "
-                             f"(add one as {SERVO_DIR}/<model>.toml)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ServoSpecError(f"{path}: malformed TOML: {e}") from e
-    servo = parse_servo(data, str(path))
+    path = data_file(SERVO_DIR, model, "servo model")
+    servo = parse_servo(read_toml(path, ServoSpecError), str(path))
     if servo.model != model:
         raise ServoSpecError(f"{path}.model: {servo.model!r} differs from the file name {model!r}")
     return servo
+
+
+def servo_models() -> tuple[str, ...]:
+    """The names of every servo file in this folder (``xm430-w350``, ``encoder``, ...)."""
+    return tuple(sorted(p.stem for p in SERVO_DIR.glob("*.toml")))
+
+
+def describe_model_number(model_number: int) -> str:
+    """A model number as text, e.g. ``xm430-w350 (1020)``, from the servo files."""
+    for name in servo_models():
+        if load_servo(name).model_number == model_number:
+            return f"{name} ({model_number})"
+    return f"unknown model number {model_number}"

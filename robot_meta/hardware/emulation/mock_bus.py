@@ -1,7 +1,7 @@
 """An in-process bus with the serial bus's interface, for tests and dry runs.
 
 :class:`MockBus` hands each instruction packet straight to emulated devices
-(:class:`~robot_meta.hardware.emulated_robot.EmulatedRobot`) backed by the PyBullet twin, the
+(:class:`~robot_meta.hardware.emulation.emulated_robot.EmulatedRobot`) backed by the PyBullet twin, the
 MuJoCo model, or no physics at all, and decodes their status packets: the same firmware
 behaviour as the emulator, without a port and without wire timing.
 
@@ -16,12 +16,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from robot_meta.hardware.bus import Exchange, MotorBus
+from robot_meta.hardware.bus import register_bus
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.emulated_robot import EmulatedRobot
+from robot_meta.hardware.dynamixel.bus import DynamixelBus, Exchange
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot
 
 
-class MockBus(MotorBus):
+class MockBus(DynamixelBus):
     """A bus whose devices are emulated in-process.
 
     Args:
@@ -31,7 +32,7 @@ class MockBus(MotorBus):
         params: hidden parameters (None nominal, a TOML path, {factor: value}, or (F,)).
         clock: ``"wall"`` or ``"manual"``.
         seed: sensor-noise seed.
-        kwargs: see :class:`~robot_meta.hardware.bus.MotorBus`.
+        kwargs: see :class:`~robot_meta.hardware.dynamixel.bus.DynamixelBus`.
     """
 
     def __init__(self, robot: Any = "arm2", *, plant: Any = "twin", params: Any = None,
@@ -104,3 +105,13 @@ class MockBus(MotorBus):
                         result.answers[status.id] = (status.error, status.data)
         result.timed_out = any(i not in result.answers for i in expect)
         return result
+
+
+def open_mock_bus(port: str, baud: int, *, model: str = "xm430-w350", **kwargs: Any) -> MockBus:
+    """The ``mock`` driver of :func:`robot_meta.hardware.bus.open_bus`: port ``mock:ROBOT``
+    (a bundled robot name); the baud rate has no meaning without a wire."""
+    robot = port[len("mock:"):] if port.startswith("mock:") else port
+    return MockBus(robot, model=model, **kwargs)
+
+
+register_bus("mock", open_mock_bus)

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from robot_meta.hardware.hardware_map import HardwareMap
 
 if TYPE_CHECKING:
     from robot_meta.hardware.servos import Mounting, ServoEffects
+    from robot_meta.sim.batched_env import PhysicsBackend
     from robot_meta.sim.robots.robot_def import RobotDef
 
 # Rest poses: where the robot settles when unpowered (the cartpole's pole hangs down).
@@ -160,7 +161,7 @@ class BackendPlant:
     backend's ctrl range (max_current_a).
     """
 
-    def __init__(self, robot: RobotDef, backend: Any, params: np.ndarray,
+    def __init__(self, robot: RobotDef, backend: PhysicsBackend, params: np.ndarray,
                  qpos0: np.ndarray | None = None):
         self.joints = tuple(robot.joints)
         self.backend = backend
@@ -206,7 +207,11 @@ class BackendPlant:
         self.backend.close()
 
 
-def resolve_params(robot: RobotDef, params: Any) -> np.ndarray:
+# Hidden parameters: None (nominal), a TOML path, {factor: value}, or an (F,) vector.
+HiddenParams: TypeAlias = "str | Path | Mapping[str, float] | Sequence[float] | np.ndarray | None"
+
+
+def resolve_params(robot: RobotDef, params: HiddenParams) -> np.ndarray:
     """Hidden params as an (F,) vector from None (nominal), a TOML path, a {factor: value}
     dict, or a vector."""
     from robot_meta.sim.randomize import load_params_file, nominal_params, params_from_dict
@@ -295,7 +300,8 @@ class EmulatedRobot:
         return self.applied_drive[:, 0]
 
     @classmethod
-    def from_robot(cls, robot: str | RobotDef, params: Any = None, *, plant: str | Any = "twin",
+    def from_robot(cls, robot: str | RobotDef, params: HiddenParams = None, *,
+                   plant: str | PhysicsBackend = "twin",
                    physics_dt: float | None = None, qpos0: Mapping[str, float] | None = None,
                    baud: int = 1_000_000, seed: int = 0) -> EmulatedRobot:
         """Build from a bundled robot: ``plant`` is ``"twin"`` (PyBullet), ``"mujoco"``,

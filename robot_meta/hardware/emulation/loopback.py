@@ -8,7 +8,7 @@ a logic analyser would see it, which is what the limit tests inspect.
 from __future__ import annotations
 
 from robot_meta.hardware.dynamixel import protocol as p
-from robot_meta.hardware.emulated_robot import EmulatedRobot
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot
 
 
 class LoopbackSerial:

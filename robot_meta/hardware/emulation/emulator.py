@@ -45,12 +45,20 @@ import time
 import tty
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from robot_meta.hardware.dynamixel import protocol as p
 from robot_meta.hardware.dynamixel.device import DynamixelDevice
-from robot_meta.hardware.emulated_robot import EmulatedRobot
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot, HiddenParams
 from robot_meta.hardware.timing import set_timer_slack
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from robot_meta.sim.batched_env import PhysicsBackend
+    from robot_meta.sim.robots.robot_def import RobotDef
 
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
 
@@ -247,9 +255,9 @@ class Emulator:
         log_packets: keep the last 100k received instruction packets in ``packets``.
     """
 
-    def __init__(self, robot: Any, params: Any = None, port: str = "pty",
+    def __init__(self, robot: str | RobotDef, params: HiddenParams = None, port: str = "pty",
                  baud: int = 1_000_000, faults: Faults | str | None = None, *, seed: int = 0,
-                 plant: Any = "twin", physics_dt: float | None = None,
+                 plant: str | PhysicsBackend = "twin", physics_dt: float | None = None,
                  qpos0: dict[str, float] | None = None, log_packets: bool = False):
         if baud <= 0:
             raise ValueError(f"baud must be positive, got {baud}")
@@ -314,7 +322,7 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -336,7 +344,7 @@ class Emulator:
         with self._lock:
             return {i: d.torque_enabled for i, d in self.robot.devices.items() if d.table.torque}
 
-    def true_state(self) -> tuple[Any, Any]:
+    def true_state(self) -> tuple[np.ndarray, np.ndarray]:
         """The plant's true joint positions and velocities (hardware-map order)."""
         with self._lock:
             return self.robot.true_state()
@@ -363,7 +371,7 @@ class Emulator:
         with self._lock:
             self.device(dxl_id).raise_hardware_error(bits)
 
-    def set_state(self, qpos: Any, qvel: Any | None = None) -> None:
+    def set_state(self, qpos: npt.ArrayLike, qvel: npt.ArrayLike | None = None) -> None:
         """Place the plant's joints (hardware-map order); for tests and demos."""
         import numpy as np
 
@@ -524,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
           "Ctrl-C to stop.", file=sys.stderr, flush=True)
     stop = threading.Event()
 
-    def _on_signal(signum: int, frame: Any) -> None:
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
