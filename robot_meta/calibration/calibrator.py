@@ -66,7 +66,7 @@ from robot_meta.hardware.safety import JointLimits, SafetyLimits
 
 if TYPE_CHECKING:
     from robot_meta.calibration.spec import JointCalibration
-    from robot_meta.hardware.mock import MockBus
+    from robot_meta.hardware.emulation.mock_bus import MockBus
     from robot_meta.hardware.robot import JointState, Robot
 
 T = TypeVar("T")
