@@ -102,7 +102,7 @@ def register_robot(name_or_def: Any, folder: str | Path | None = None) -> str:
     """Register a robot folder. ``register_robot("mybot", "path/to/mybot")``, or
     ``register_robot(robot_def)`` (a RobotDef: its name and folder), or
     ``register_robot("path/to/mybot")`` (the name is the folder's robot.toml ``name``).
-    Returns the name. Registering a different folder under a known name is refused."""
+    Returns the name. A bundled or installed robot's name cannot be given to another folder."""
     if folder is None and not isinstance(name_or_def, str | os.PathLike):
         name, path = str(name_or_def.name), Path(name_or_def.folder).resolve()
     elif folder is None:
@@ -114,7 +114,9 @@ def register_robot(name_or_def: Any, folder: str | Path | None = None) -> str:
         name, path = str(name_or_def), Path(folder).resolve()
     if not (path / ROBOT_FILE).is_file():
         raise UnknownRobotError(f"{path}: not a robot folder (no {ROBOT_FILE} in it)")
-    known = registered_robots().get(name)
+    # A bundled or installed robot's name cannot be taken by another folder; a folder registered
+    # at run time is replaced by the latest one given.
+    known = {**builtin_robots(), **entry_point_robots()}.get(name)
     if known is not None and known.resolve() != path:
         raise UnknownRobotError(f"{path}: robot name {name!r} is already taken by {known}; give the "
                                 f"robot another `name` in its {ROBOT_FILE}")

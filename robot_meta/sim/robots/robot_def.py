@@ -14,7 +14,13 @@ from robot_meta.robot_registry import (
     register_robot,
     robot_folder,
 )
-from robot_meta.robot_toml import RobotToml, RobotTomlError, load_folder_module, load_robot_toml
+from robot_meta.robot_toml import (
+    RobotToml,
+    RobotTomlError,
+    hardware_map_from_toml,
+    load_folder_module,
+    load_robot_toml,
+)
 from robot_meta.toml_config import read_toml
 
 if TYPE_CHECKING:
@@ -162,6 +168,7 @@ ROBOT_NAMES = tuple(builtin_robots())  # the bundled robots
 def _from_folder(folder: Path) -> RobotDef:
     spec = load_robot_toml(folder)
     where = str(folder / "robot.toml")
+    hardware_map_from_toml(spec, folder)  # motors, limits and servo models: fail early
     units = {j.name: j.unit for j in spec.joints}
     nominal: dict[str, float] = {}
     for j in spec.joints:
