@@ -34,7 +34,8 @@ def spec_folder(name: str) -> Path:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (('max_current_a = 1.0', 'max_curent_a = 1.0'), "max_curent_a: unknown key; did you mean 'max_current_a'"),
+    (('max_current_a = 1.0', 'max_curent_a = 1.0'),
+     "max_curent_a: unknown key; did you mean 'max_current_a'"),
     (('kind = "revolute"', 'kind = "rotary"'), "kind: expected one of 'revolute', 'prismatic'"),
     (('control_dt = 0.02', 'control_dt = 0.012'), "control_dt: must be a whole multiple"),
     (('max_current_a = 1.0', 'max_current_a = 9.0'), "exceeds the xm430-w350 current limit"),
