@@ -91,7 +91,11 @@ def new_robot(name: str, source: str, directory: str | Path = ".") -> Path:
 def run(args: argparse.Namespace) -> int:
     if args.robot_cmd == "new":
         dest = new_robot(args.name, args.source, args.dir)
-        launch = sorted((dest / "launch").glob("*.toml"))
+        import tomllib
+
+        head = tomllib.loads((dest / "families.toml").read_text()).get("headline", "")
+        launch = sorted((dest / "launch").glob("*.toml"),
+                        key=lambda p: (p.stem != f"{args.name}-{head}-ppo", p.name))
         print(f"created robot {args.name!r} in {dest} (a copy of {args.source}). Next:")
         print(f"  edit {dest}/robot.toml, model.xml, twin.urdf, families.toml, tasks.py")
         print(f"  robot-meta robot check {dest}")
