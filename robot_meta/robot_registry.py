@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import tomllib
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -83,7 +84,11 @@ def entry_point_robots() -> dict[str, Path]:
         found: dict[str, Path] = {}
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             where = f"entry point {ep.name} = {ep.value!r} ({ENTRY_POINT_GROUP})"
-            found[ep.name] = _to_folder(ep.load(), where)
+            try:
+                found[ep.name] = _to_folder(ep.load(), where)
+            except (ImportError, AttributeError, UnknownRobotError) as e:
+                # one broken installed package must not hide every other robot
+                warnings.warn(f"{where}: skipped ({e})", stacklevel=2)
         _entry_points = found
     return _entry_points
 

@@ -98,3 +98,14 @@ def test_randomize_hook_adds_factors(tmp_path: Path, clean: None) -> None:
     rdef = get_robot(folder)
     assert rdef.factor_names[-1] == "payload_scale"
     assert rdef.factor("payload_scale").norm_range == (0.5, 1.5)
+
+
+def test_a_broken_entry_point_is_skipped_with_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                       clean: None) -> None:
+    ep = importlib.metadata.EntryPoint("ghost", "no_such_module_xyz", reg.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group="": [ep] if group == reg.ENTRY_POINT_GROUP else [])
+    reg._entry_points = None
+    with pytest.warns(UserWarning, match="entry point ghost .* skipped"):
+        names = reg.robot_names()
+    assert "ghost" not in names and "arm2" in names
