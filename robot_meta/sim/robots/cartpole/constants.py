@@ -1,4 +1,5 @@
-"""Cartpole constants: names in model.xml / twin.urdf, geometry and timing. No magic strings elsewhere.
+"""Cartpole constants: geometry and episode length for the task code (names match model.xml and
+twin.urdf).
 
 The drive: a current-controlled DYNAMIXEL XM430-W210 drives the cart through a
 capstan drum of radius 10 cm; a passive 4096-count encoder reads the pole.
@@ -41,44 +42,16 @@ constant come from the servo file (``robot_meta/hardware/servos/xm430-w210.toml`
 K_t = 3.0 N*m / 2.3 A = 1.3043 N*m/A.
 """
 
-# Joints, in observation order. The slider is the actuated rail; the hinge is the passive pole.
+# Joints, motors, limits, nominal friction and timing are in robot.toml; these are for the
+# task code and the swing-up model.
 SLIDER = "slider"
 HINGE = "hinge"
-JOINTS = (SLIDER, HINGE)
-ACTUATED_JOINTS = (SLIDER,)
 
-# Actuators, in action order.
-CART_MOTOR = "cart_motor"
-ACTUATORS = (CART_MOTOR,)
-
-# Bodies.
-CART = "cart"
-POLE = "pole"
-PAYLOAD = "payload"  # placeholder body at the pole tip: its mass and COM offset are randomized
-LINKS = (CART, POLE)
-
-# Sites.
-TIP_SITE = "tip"
-
-# Geometry [m], masses [kg].
+# Geometry [m], masses [kg] (model.xml).
 POLE_LENGTH = 0.6
 RAIL_HALF_LENGTH = 0.8  # hard stop of the slider joint
 RAIL_SOFT_LIMIT = 0.75  # episodes terminate past this, before the end stops
 CART_MASS = 1.0
 POLE_MASS = 0.1
-PAYLOAD_AXIS = (0.0, 0.0, 1.0)  # payload offset direction, in the pole frame (along the pole)
 
-# Nominal joint friction.
-SLIDER_DAMPING = 0.2  # N*s/m
-SLIDER_FRICTIONLOSS = 0.05  # N
-HINGE_DAMPING = 0.002  # N*m*s/rad
-HINGE_FRICTIONLOSS = 0.0  # N*m
-
-DRUM_RADIUS = 0.10  # m of cart travel per motor radian (robot.toml: transmission)
-
-SUPPLY_VOLTAGE = 12.0  # V, the cart servo's nominal supply (xm430-w210.toml)
-
-# Timing: physics at 200 Hz (implicitfast once the servo is built in), control at 50 Hz.
-PHYSICS_DT = 0.005
-CONTROL_DT = 0.02
-EPISODE_STEPS = 250  # 5 s
+EPISODE_STEPS = 250  # 5 s at 50 Hz

@@ -4,10 +4,13 @@ Any other start is left to the standard PID reset (``make_reset`` returns None).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robot_meta.hardware.hardware_map import load_hardware_map
+from robot_meta.robot_toml import load_robot_toml
 from robot_meta.runtime.reset import upright_passive
 from robot_meta.runtime.swing_up import CartPoleModel, SwingUpReset, reflected_armature
 
@@ -18,19 +21,17 @@ def nominal_model(hw: Any = None) -> CartPoleModel:
     """The nominal cartpole with half of the training payload range at the tip. The cart
     drive's reflected armature J_r N^2 / r^2 comes from the hardware map ``hw`` (default: this
     folder's) when its simulators model the servo (``servo_physics``)."""
+    folder = Path(__file__).resolve().parent
     if hw is None:
-        from pathlib import Path
-
-        from robot_meta.hardware.hardware_map import load_hardware_map
-
-        hw = load_hardware_map(Path(__file__).parent)
+        hw = load_hardware_map(folder)
+    cart_damping = load_robot_toml(folder).joints[0].damping  # b [N s/m], nominal
     rod_l, payload = C.POLE_LENGTH, 0.05  # a thin rod and a point payload at its tip
     m = C.POLE_MASS + payload
     # centre of mass l = (m_rod l_rod / 2 + m_p l_rod) / m; inertia about the pivot
     # I = m_rod l_rod^2 / 3 + m_p l_rod^2
     ml = C.POLE_MASS * rod_l / 2 + payload * rod_l
     inertia = C.POLE_MASS * rod_l**2 / 3 + payload * rod_l**2
-    return CartPoleModel(C.CART_MASS, m, ml / m, inertia, C.SLIDER_DAMPING,
+    return CartPoleModel(C.CART_MASS, m, ml / m, inertia, cart_damping,
                          armature=reflected_armature(hw.joints[0]))
 
 
