@@ -55,3 +55,29 @@ def test_bad_robot_toml_is_a_clear_error(tmp_path: Path, edit: tuple[str, str], 
             load_hardware_map(folder)
     finally:
         unregister_robot("pendulum")
+
+
+def test_norm_ranges_come_from_the_all_family(tmp_path: Path) -> None:
+    """A factor's privileged-vector range is its `all.train` range: one missing there (and not
+    in robot.toml's [norm_range]) is an error naming it; [norm_range] supplies it."""
+    from robot_meta.robot_registry import unregister_robot
+    from robot_meta.sim.robots.robot_def import RobotDef
+
+    def copy(name: str, norm_range: str = "") -> Path:
+        folder = tmp_path / name
+        shutil.copytree(FIXTURE, folder)
+        fam = folder / "families.toml"
+        fam.write_text("\n".join(line for line in fam.read_text().splitlines()
+                                 if not line.startswith("pivot_bias")) + "\n")
+        toml = folder / "robot.toml"
+        toml.write_text(toml.read_text().replace("[check]", norm_range + "[check]"))
+        return folder
+
+    try:
+        with pytest.raises(RobotTomlError, match="factor 'pivot_bias' has no normalization range"):
+            RobotDef.from_folder(copy("a"))
+        rdef = RobotDef.from_folder(copy("b", "[norm_range]\npivot_bias = [-0.05, 0.05]\n\n"))
+    finally:
+        unregister_robot("pendulum")
+    assert rdef.factor("pivot_bias").norm_range == (-0.05, 0.05)
+    assert rdef.factor("supply_voltage").norm_range == (10.0, 14.8)  # the servo's input range

@@ -209,7 +209,8 @@ class _NormRanges(dict[str, tuple[float, float]]):
             if isinstance(d, dict):  # fixed: value; uniform, loguniform, randint: low, high
                 lo: float = d["low"] if "low" in d else d.get("value", 0.0)
                 hi: float = d["high"] if "high" in d else d.get("value", 0.0)
-                self[name] = (float(lo), float(hi))
+                if float(lo) < float(hi):  # a fixed value spans nothing: [norm_range] or error
+                    self[name] = (float(lo), float(hi))
         self.update(spec.norm_range)
         self.spec, self.path = spec, path
 
@@ -223,8 +224,8 @@ class _NormRanges(dict[str, tuple[float, float]]):
             lo, hi = motor.voltage_range
             return (float(lo), float(hi))
         raise RobotTomlError(f"{self.path}: factor {name!r} has no normalization range: list it "
-                             "in the `all` family's [all.train], or give it in robot.toml's "
-                             "[norm_range]")
+                             "in the `all` family's [all.train] with low < high, or give it in "
+                             "robot.toml's [norm_range]")
 
 
 def robot_module(robot: RobotDef | HardwareMap | str | Path, stem: str) -> Any:
