@@ -228,14 +228,8 @@ class _NormRanges(dict[str, tuple[float, float]]):
                              "robot.toml's [norm_range]")
 
 
-def robot_module(robot: RobotDef | HardwareMap | str | Path, stem: str) -> Any:
-    """An optional module of a robot's folder (``reset``, ``randomize``), or None."""
-    folder = getattr(robot, "folder", None) or robot_folder(str(getattr(robot, "robot", robot)))
-    return load_folder_module(Path(folder), stem)
-
-
 __all__ = ["FactorDef", "RobotDef", "ROBOT_NAMES", "UnknownRobotError", "get_robot",
-           "register_robot", "robot_module", "standard_factors"]
+           "register_robot", "standard_factors"]
 
 
 def standard_factors(
