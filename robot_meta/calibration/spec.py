@@ -1,5 +1,5 @@
-"""What each robot's calibration measures, as data in its folder (``hardware.py``:
-``CALIBRATION``): per joint, how its zero is found and how its direction is revealed.
+"""What each robot's calibration measures, as data in its folder (``robot.toml``: each
+joint's ``rest`` and ``calibration``): per joint, how its zero is found and how its direction is revealed.
 
 Zero methods:
 
@@ -79,8 +79,9 @@ class CalibrationSpec:
 
 
 def load_calibration_spec(robot: str) -> CalibrationSpec:
-    """The ``CALIBRATION`` of a bundled robot's ``hardware.py``."""
-    from robot_meta.hardware.hardware_map import hardware_module
+    """The calibration spec of a robot (by name or folder path): the ``rest`` and
+    ``calibration`` of each joint in its ``robot.toml``."""
+    from robot_meta.robot_toml import calibration_spec_from_toml, load_robot_toml
 
-    spec: CalibrationSpec = hardware_module(robot).CALIBRATION
+    spec: CalibrationSpec = calibration_spec_from_toml(load_robot_toml(robot))
     return spec

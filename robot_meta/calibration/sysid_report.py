@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from robot_meta.calibration.sysid import Recording, SysidResult, SystemIdentifier
+from robot_meta.robot_registry import robot_ref
 from robot_meta.runtime.atomic import write_atomic
 from robot_meta.sim.randomize import Distribution, parse_family, read_toml
 
@@ -72,7 +73,7 @@ class SysidReport:
                  f"# ({r.windows} windows, {r.data_seconds:.1f} s of data, family "
                  f"{r.family!r}). Values are the least-squares estimates; the comment gives the",
                  "# 95 % interval. Factors not listed are nominal.",
-                 f'robot = "{rdef.name}"',
+                 f'robot = "{robot_ref(rdef.folder)}"',  # a name, or a folder robot's path
                  f'description = "identified by robot-meta sysid from {self.source}"',
                  "", "[params]"]
         for name, e in r.estimates.items():
@@ -98,7 +99,7 @@ class SysidReport:
                  "# Factors marked (combination) are determined only together with others: "
                  "use this file to predict,",
                  "# params.toml to know a factor.",
-                 f'robot = "{rdef.name}"',
+                 f'robot = "{robot_ref(rdef.folder)}"',  # a name, or a folder robot's path
                  f'description = "full sysid fit from {self.source}"', "", "[params]"]
         for name, e in r.estimates.items():
             if name not in self.sid.ranges or not math.isfinite(e.estimate):

@@ -1,7 +1,8 @@
 """Hardware maps: how a robot's joints are wired to motors, and the unit conversions.
 
 A hardware map is plain data (no torch, no mujoco) so that the robot computer can import it.
-Each robot folder under ``robot_meta/sim/robots/<name>/hardware.py`` defines ``HARDWARE_MAP``.
+A robot's hardware map is built from the ``[[joints]]`` of the ``robot.toml`` in its folder
+(:mod:`robot_meta.robot_toml`).
 
 Conventions (XM430-class servos, Dynamixel Protocol 2.0):
 
@@ -19,10 +20,9 @@ Unit scales, the torque constant and the velocity limit come from the servo's da
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from robot_meta.hardware.servos import ServoModel, load_servo
 
@@ -143,6 +143,7 @@ class HardwareMap:
 
     robot: str
     joints: tuple[JointHardware, ...]
+    folder: Path | None = None  # the robot's folder (robot.toml, an optional reset.py)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -170,18 +171,16 @@ class HardwareMap:
         raise KeyError(f"robot {self.robot!r} has no motor ID {motor_id}; IDs: {self.motor_ids}")
 
 
-ROBOT_NAMES = ("cartpole", "arm2")
+def load_hardware_map(robot: str | Path) -> HardwareMap:
+    """The hardware map of a robot given by registered name or folder path, built from the
+    ``robot.toml`` of its folder (plain data: no mujoco or torch)."""
+    from robot_meta.robot_registry import robot_folder
+    from robot_meta.robot_toml import hardware_map_from_toml, load_robot_toml
+
+    folder = robot_folder(robot)
+    if folder not in _MAPS:
+        _MAPS[folder] = hardware_map_from_toml(load_robot_toml(folder), folder)
+    return _MAPS[folder]
 
 
-def hardware_module(robot: str) -> Any:
-    """The plain-data ``hardware`` module of a bundled robot (its hardware map, calibration
-    spec), imported without the rest of the robot's folder."""
-    if robot not in ROBOT_NAMES:
-        raise ValueError(f"unknown robot {robot!r}; known robots: {', '.join(ROBOT_NAMES)}")
-    return importlib.import_module(f"robot_meta.sim.robots.{robot}.hardware")
-
-
-def load_hardware_map(robot: str) -> HardwareMap:
-    """Return the hardware map of a bundled robot, importing only its plain-data module."""
-    hw: HardwareMap = hardware_module(robot).HARDWARE_MAP
-    return hw
+_MAPS: dict[Path, HardwareMap] = {}

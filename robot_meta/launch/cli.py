@@ -27,6 +27,7 @@ COMMANDS = (
     "run",
     "demo",
     "sim",
+    "robot",
     "bench",
 )
 

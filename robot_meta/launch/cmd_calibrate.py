@@ -17,9 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "calibrate", help="find each joint's zero, direction and range (automatic, no human)",
         description="Calibrate the robot's motors with no human in the loop, at a limited "
-                    "current and speed: links hanging under gravity give their zeros (arm2), slow "
-                    "moves to the rail's end stops give the cart's range and centre (cartpole), the "
-                    "hanging pole gives its encoder's zero, and the coupling between joints gives "
+                    "current and speed, as each joint's `calibration` in robot.toml says: links "
+                    "hanging under gravity give their zeros (zero = hang), slow moves to a rail's "
+                    "end stops give its range and centre (zero = end_stops), a hanging passive "
+                    "link gives its encoder's zero, and the coupling between joints gives "
                     "each joint's direction relative to the reference joint. A joint that does not "
                     "move as commanded aborts with torque off. Writes calibration.json (LeRobot's "
                     "fields: id, drive_mode, homing_offset, range_min, range_max) atomically to the "

@@ -42,13 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--run", help="an existing run directory of the method: skip its training")
     p.add_argument("--baseline-run", help="an existing PPO run directory: skip the baseline's training")
     p.add_argument("--no-baseline", action="store_true", help="no robust baseline column")
+    p.add_argument("--robot", default="",
+                   help="the robot: a registered name or a robot folder (default: the robot whose "
+                        "robot.toml says demo = true)")
     p.add_argument("--family", default="",
-                   help="the arm2 task family to train on (default: the headline family, servo)")
+                   help="the task family to train on (default: the robot's headline family)")
     p.add_argument("--hidden-payload", type=float, default=0.45,
                    help="the emulator's hidden payload mass in kg (default 0.45; servo training "
                         "range 0..0.4)")
     p.add_argument("--hidden", help="a hidden-parameter file for the emulator instead of the "
-                                    "default robot (robot = \"arm2\", [params], [servo])")
+                                    "robot folder's demo_hidden.toml (robot = ..., [params], [servo])")
     p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts (default 3)")
     p.add_argument("--eval-rollouts", type=int, default=3,
                    help="evaluation rollouts per column, on shared targets (default 3)")
@@ -65,33 +68,22 @@ def _say(args: argparse.Namespace, msg: str) -> None:
     print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
-def _hidden_robot(payload: float) -> str:
-    """The demo's hidden robot as a twin params file: a servo arm as built, with the XM430's
-    typical gearbox stiction and backlash from its data file."""
-    from robot_meta.hardware.servos import load_servo
+def _hidden_robot(folder: Path, robot_ref: str, payload: float) -> str:
+    """The demo's hidden robot as a twin params file: the robot folder's ``demo_hidden.toml``
+    (a robot as built, not as simulated) with the payload mass of ``--hidden-payload``, and
+    ``robot`` written so that the emulator process resolves it."""
+    import re
 
-    gb = load_servo("xm430-w350").gearbox
-    assert gb is not None
-    return f'''robot = "arm2"
-description = "robot-meta demo: a servo arm as built, not as simulated"
+    from robot_meta.errors import UserError
 
-[params]
-payload_mass = {payload}      # kg (servo family trains on 0..0.4)
-shoulder_encoder_offset = 0.2  # rad: the shoulder horn homed most of a spline tooth off
-elbow_encoder_offset = -0.15  # rad
-elbow_reversed = 1            # the elbow servo mounted the other way round
-supply_voltage = 10.8         # V: a half-empty 3S pack
-latency_steps = 1             # control steps
-shoulder_frictionloss = 0.06  # N*m
-elbow_frictionloss = 0.04
-
-[servo]                       # effects the training simulator leaves out
-stiction = {gb.stiction}
-backlash = {gb.backlash}
-encoder_quantization = true
-current_lag = 0.002
-supply_resistance = 0.3
-'''
+    template = folder / "demo_hidden.toml"
+    if not template.is_file():
+        raise UserError(f"{folder}: no demo_hidden.toml (the demo's hidden robot); give one with "
+                        "--hidden")
+    text = template.read_text()
+    text = re.sub(r"^robot\s*=.*$", f"robot = {json.dumps(robot_ref)}", text, count=1, flags=re.M)
+    return re.sub(r"^payload_mass\s*=\s*[-+0-9.eE]+", f"payload_mass = {payload}", text, count=1,
+                  flags=re.M)
 
 
 def _budget(args: argparse.Namespace) -> tuple[list[str], str]:
@@ -163,15 +155,20 @@ def run(args: argparse.Namespace) -> int:
     base_dir: Path | None = None
     if not args.no_baseline:
         base_dir = Path(args.baseline_run) if args.baseline_run else work / "run-ppo"
+    from robot_meta.robot_registry import default_robot, robot_ref
     from robot_meta.sim.randomize import headline_family
+    from robot_meta.sim.robots.robot_def import get_robot
 
-    family = args.family or headline_family("arm2")
+    robot = args.robot or default_robot("demo")
+    rdef = get_robot(robot)
+    ref = robot_ref(robot)  # a name, or the folder's absolute path for the emulator process
+    family = args.family or headline_family(rdef)
     if not args.run:
-        _say(args, f"[1/6] meta-training arm2-{family}-{args.method} for {budget_text} -> {run_dir}")
-        _train(f"arm2-{family}-{args.method}", run_dir, budget, args.seed)
+        _say(args, f"[1/6] meta-training {rdef.name}-{family}-{args.method} for {budget_text} -> {run_dir}")
+        _train(f"{rdef.name}-{family}-{args.method}", run_dir, budget, args.seed)
     if base_dir is not None and not args.baseline_run:
         _say(args, f"[1/6] training the robust PPO baseline for {budget_text} -> {base_dir}")
-        _train(f"arm2-{family}-ppo", base_dir, budget, args.seed)
+        _train(f"{rdef.name}-{family}-ppo", base_dir, budget, args.seed)
     timings["train_s"] = time.perf_counter() - t0
 
     # 2. export
@@ -188,16 +185,16 @@ def run(args: argparse.Namespace) -> int:
     if args.hidden:
         from robot_meta.sim.randomize import load_twin_params
 
-        load_twin_params(args.hidden, robot="arm2")  # a clear error before anything starts
+        load_twin_params(args.hidden, robot=rdef.name)  # a clear error before anything starts
         hidden.write_text(Path(args.hidden).read_text())
-        _say(args, f"[3/6] emulating arm2 with the hidden robot of {args.hidden}")
+        _say(args, f"[3/6] emulating {rdef.name} with the hidden robot of {args.hidden}")
     else:
-        hidden.write_text(_hidden_robot(args.hidden_payload))
-        _say(args, f"[3/6] emulating arm2 as built: a hidden {args.hidden_payload:g} kg payload, "
-                   "horns homed off, a reversed elbow servo, a 10.8 V supply, latency and servo "
-                   "effects")
-    with EmulatorProcess("arm2", hidden, seed=args.seed, log=work / "emulator.log") as emu:
-        cfg = load_robot_config("arm2").with_overrides(port=emu.port, deploy_dir=work / "deploy")
+        hidden.write_text(_hidden_robot(rdef.folder, ref, args.hidden_payload))
+        _say(args, f"[3/6] emulating {rdef.name} as built: a hidden {args.hidden_payload:g} kg "
+                   "payload and the rest of its demo_hidden.toml (mounting, supply, latency, "
+                   "servo effects)")
+    with EmulatorProcess(ref, hidden, seed=args.seed, log=work / "emulator.log") as emu:
+        cfg = load_robot_config(robot).with_overrides(port=emu.port, deploy_dir=work / "deploy")
         # 4. calibrate
         t = time.perf_counter()
         calibration = _calibrate(cfg)
@@ -238,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
 
     steps = session.spec.episode_steps or 200
     what = f"hidden robot {args.hidden}" if args.hidden else f"hidden payload {args.hidden_payload:g} kg"
-    print(f"\narm2 reach ({family}), {what}; returns of {steps} steps, "
+    print(f"\n{rdef.name} {rdef.default_task} ({family}), {what}; returns of {steps} steps, "
           f"mean of {args.eval_rollouts} shared targets")
     print(f"  adaptation rollouts ({result.method}): " + ", ".join(f"{r:.1f}" for r in result.rollouts))
     print(f"  {'before (zero-shot)':22s} {f(result.before)}")

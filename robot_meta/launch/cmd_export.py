@@ -43,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     cfg, algo = load_run(args.run_dir)
     modules = algo.deployment_modules()
     fields = algo.export_fields()
-    info = ExportInfo(robot=cfg.run.robot, method=cfg.run.algorithm, task=cfg.run.task or "",
+    from robot_meta.robot_registry import robot_name
+
+    # the bundle records the robot's name (a folder robot given by path is registered under it)
+    info = ExportInfo(robot=robot_name(cfg.run.robot), method=cfg.run.algorithm, task=cfg.run.task or "",
                       family=str(cfg.run.family), latent_dim=int(fields["latent_dim"]),
                       history_length=int(fields["history_length"]), seed=cfg.run.seed,
                       config_text=cfg.to_toml(), run_dir=str(Path(args.run_dir).resolve()),

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
     p.add_argument("--episode-steps", type=int, default=0,
                    help="control steps per episode (default: the task's episode length)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the task draws (arm2 reach targets)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the task draws (e.g. reach targets)")
     p.add_argument("--zero-shot", action="store_true", help="ignore the adapted state")
     p.add_argument("--overspeed-factor", type=float, default=2.0,
                    help="safety trip at this times the velocity limit (0 disables; emulator only)")

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     f = ss.add_parser("factors", help="list a robot's randomizable factors and family ranges",
                       description="Print factor names, units, nominal values, and the training "
                                   "and OOD ranges of every family.")
-    f.add_argument("robot", help="cartpole or arm2")
+    f.add_argument("robot", help="a robot name or the path of a robot folder")
     f.add_argument("--family", help="a family file (TOML) instead of the bundled families")
     f.add_argument("--json", action="store_true", help="print JSON")
     f.set_defaults(func=run_factors)

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                     "headline family; a name or a .toml path)")
     p.add_argument("--seconds", type=float, default=6.0, help="seconds per excitation rollout")
     p.add_argument("--segment", type=float, default=0.0,
-                   help="fit window [s] (default 2 s; 0.6 s on the unstable cartpole)")
+                   help="fit window [s] (default 2 s; 0.6 s on an unstable robot)")
     p.add_argument("--max-iters", type=int, default=25, help="optimizer iterations (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seeds the excitation references")
     p.add_argument("--timestamps", action="store_true",

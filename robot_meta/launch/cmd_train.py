@@ -9,9 +9,9 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "train", help="meta-train in simulation from a launch file",
-        description="Train a policy and its context encoder from a launch file (a bundled name such "
-                    "as cartpole-all-rma, or a path to a TOML file). Writes checkpoint.pt, "
-                    "config.toml, metrics.jsonl and TensorBoard logs (tb/) into the run dir.")
+        description="Train a policy and its context encoder from a launch file (a launch name "
+                    "from a robot folder's launch/, see --list, or a path to a TOML file). Writes "
+                    "checkpoint.pt, config.toml, metrics.jsonl and TensorBoard logs (tb/) into the run dir.")
     p.add_argument("launch", nargs="?", help="bundled launch name or path to a launch TOML")
     p.add_argument("--list", action="store_true", help="list the bundled launch files and exit")
     p.add_argument("--out", help="run directory (default runs/<launch name>)")
@@ -41,11 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def list_launch() -> list[dict[str, str]]:
     """The bundled launch files with robot, family, algorithm and budget."""
-    from robot_meta.learn.config import LAUNCH_DIR, launch_names, load_config
+    from robot_meta.learn.config import launch_files, load_config
 
     rows = []
-    for name in launch_names():
-        cfg = load_config(LAUNCH_DIR / f"{name}.toml")
+    for name, path in sorted(launch_files().items()):
+        cfg = load_config(path)
         fam = cfg.run.family if "/" not in cfg.run.family else cfg.run.family.rsplit("/", 1)[-1]
         rows.append({"name": name, "robot": cfg.run.robot, "family": fam, "task": cfg.run.task,
                      "algorithm": cfg.run.algorithm, "minutes": f"{cfg.run.minutes:g}"})

@@ -10,7 +10,8 @@ from typing import Any
 def add_robot_args(p: argparse.ArgumentParser) -> None:
     """Add the robot config options to a parser."""
     p.add_argument("--robot", required=True,
-                   help="robot config: a robot.toml path or a bundled example (arm2, cartpole)")
+                   help="robot config: a config path, a robot folder, or a robot name (its "
+                        "bundled example config)")
     p.add_argument("--port", help="override the config's port (device path or pyserial URL, "
                                   "e.g. /dev/pts/5 or socket://127.0.0.1:5555)")
     p.add_argument("--baud", type=int, help="override the config's baud rate")

@@ -4,7 +4,8 @@ A launch file has the sections ``[run]``, ``[ppo]``, ``[model]``, ``[rma]``, ``[
 ``[meta]`` (MAML, FOMAML, Reptile), ``[rl2]`` and ``[eval]``; every key is optional except
 ``[run].robot`` and ``[run].algorithm``. Unknown
 sections or keys, wrong types and out-of-range values are errors that name the field.
-Bundled launch files live in ``robot_meta/launch/launch_files/<robot>-<family>-<algorithm>.toml``.
+Bundled launch files live in each robot's folder, ``<robot folder>/launch/<robot>-<family>-<algorithm>.toml``;
+a launch name is looked up in every registered robot's folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 from robot_meta.errors import UserError
 from robot_meta.toml_config import did_you_mean, from_dict, read_toml
 
-LAUNCH_DIR = Path(__file__).resolve().parent.parent / "launch" / "launch_files"
+# The bundled robots' folders; a robot's launch files are in <folder>/launch/ (launch_files()).
+LAUNCH_DIR = Path(__file__).resolve().parent.parent / "sim" / "robots"
 # The algorithms `robot-meta train` knows. The gradient and recurrent methods join here.
 ALGORITHMS = ("ppo", "rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia")
 GRADIENT_METHODS = ("maml", "fomaml", "reptile")
@@ -35,7 +37,7 @@ class ConfigError(UserError, ValueError):
 class RunConfig:
     """What to train, on what, for how long."""
 
-    robot: str = ""  # cartpole or arm2
+    robot: str = ""  # a registered robot name, or a robot folder path (relative to the launch file)
     algorithm: str = ""  # one of ALGORITHMS
     family: str = "all"  # a bundled family name or a path to a family TOML (relative to the launch file)
     task: str = ""  # the robot's default task when empty
@@ -50,8 +52,12 @@ class RunConfig:
     workers: int = 0  # rollout workers on Ray, each collecting a shard of the batch (0: in-process)
 
     def validate(self, where: str) -> None:
-        if self.robot not in ("cartpole", "arm2"):
-            raise ConfigError(f"{where}.robot: unknown robot {self.robot!r}; use cartpole or arm2")
+        from robot_meta.robot_registry import UnknownRobotError, robot_folder
+
+        try:
+            robot_folder(self.robot)
+        except UnknownRobotError as e:
+            raise ConfigError(f"{where}.robot: {e}") from e
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(f"{where}.algorithm: unknown algorithm {self.algorithm!r}; "
                               f"use one of {', '.join(ALGORITHMS)}")
@@ -309,6 +315,15 @@ def config_from_dict(data: dict[str, Any], where: str = "config",
     for sec in data:
         if sec not in sections:
             raise ConfigError(f"{where}: unknown section [{sec}]{did_you_mean(sec, sections)}")
+    run = data.get("run", {})
+    if isinstance(run, dict) and isinstance(run.get("robot"), str) and base_dir is not None:
+        from robot_meta.robot_registry import UnknownRobotError, looks_like_path, robot_ref
+
+        if looks_like_path(run["robot"]) or (base_dir / run["robot"] / "robot.toml").is_file():
+            try:  # a folder robot: recorded by absolute path, relative to the launch file
+                data = {**data, "run": {**run, "robot": robot_ref(run["robot"], base=base_dir)}}
+            except UnknownRobotError as e:
+                raise ConfigError(f"{where}: [run].robot: {e}") from e
     cfg = TrainConfig(**{sec: from_dict(hints[sec], data.get(sec, {}), f"{where}: [{sec}]", ConfigError)
                          for sec in sections})
     if cfg.run.algorithm == "reptile" and cfg.meta.meta_sgd:
@@ -336,20 +351,32 @@ def config_from_dict(data: dict[str, Any], where: str = "config",
     return cfg
 
 
+def launch_files() -> dict[str, Path]:
+    """The launch files of every registered robot (``<folder>/launch/*.toml``), by name."""
+    from robot_meta.robot_registry import registered_robots
+
+    found: dict[str, Path] = {}
+    for folder in registered_robots().values():
+        for p in sorted((folder / "launch").glob("*.toml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
 def launch_names() -> list[str]:
     """The bundled launch files' names, sorted."""
-    return sorted(p.stem for p in LAUNCH_DIR.glob("*.toml"))
+    return sorted(launch_files())
 
 
 def resolve_launch(launch: str) -> Path:
-    """A bundled launch name or a path to a TOML file -> the file's path."""
+    """A launch name (found in the registered robots' folders) or a path to a TOML file ->
+    the file's path."""
     p = Path(launch)
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise ConfigError(f"{launch}: no such launch file")
         return p
-    bundled = LAUNCH_DIR / f"{launch}.toml"
-    if bundled.is_file():
+    bundled = launch_files().get(launch)
+    if bundled is not None:
         return bundled
     raise ConfigError(f"unknown launch {launch!r}: not a file and not a bundled launch name; "
                       f"bundled: {', '.join(launch_names())} (robot-meta train --list)")

@@ -19,6 +19,7 @@ from robot_meta.learn.algorithms.base import Algorithm
 from robot_meta.learn.checkpoint import FILENAME, load_checkpoint
 from robot_meta.learn.config import TrainConfig, config_from_dict
 from robot_meta.learn.trainer import CONFIG_NAME, build_algorithm, derive_seed
+from robot_meta.sim.robots.robot_def import get_robot
 
 if TYPE_CHECKING:
     from robot_meta.sim.env_protocol import VecEnvLike
@@ -208,7 +209,7 @@ def evaluate_run(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
             uncert[split] = res.uncertainty
     for j, twin in enumerate(twins):
         rdef, p = load_params_file(twin)
-        if rdef.name != cfg.run.robot:
+        if rdef is not get_robot(cfg.run.robot):
             raise UserError(f"--twin {twin}: parameters for robot {rdef.name!r}, but the run is "
                             f"{cfg.run.robot!r}")
         env = make_twin_env(cfg.run.robot, np.asarray(p), task=cfg.run.task or None, num_envs=trials,

@@ -9,9 +9,9 @@ to its start position at ``max_speed``, under PID on the motor current:
 so a joint never sees a large step (the safety layer also clamps every command). Passive joints
 (the cartpole's pole) cannot be driven: the reset waits for them to settle where gravity leaves
 them. A start pose gravity cannot reach, the cartpole ``balance`` task's upright pole, is
-reached by swinging the pole up instead (:mod:`robot_meta.runtime.swing_up`);
-:func:`make_reset` picks the right controller and :func:`park` leaves the robot at rest
-before torque goes off.
+reached by swinging the pole up instead (:mod:`robot_meta.runtime.swing_up`, called by the
+robot folder's ``reset.py``); :func:`make_reset` picks the right controller and :func:`park`
+leaves the robot at rest before torque goes off.
 
 The reset ends when every joint is within ``pos_tol`` of its start and moves slower than
 ``vel_tol`` for ``hold_s`` seconds; it raises :class:`ResetError` after ``timeout_s``.
@@ -22,15 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from robot_meta.errors import UserError
 from robot_meta.runtime.control_loop import ControlLoop
-
-if TYPE_CHECKING:
-    from robot_meta.runtime.swing_up import SwingUpReset
 
 
 class ResetError(UserError):
@@ -93,20 +90,32 @@ def settle_loop(robot: Any, period_s: float, hold_s: float, timeout_s: float,
         t = steps * period_s
 
 
-def _upright_passive(hw: Any, q_start: np.ndarray) -> list[int]:
+def upright_passive(hw: Any, q_start: np.ndarray) -> list[int]:
     """Passive revolute joints whose start is away from where gravity leaves them (pi)."""
     return [k for k, j in enumerate(hw.joints) if not j.actuated and j.kind == "revolute"
             and abs(float(_wrap(np.array(q_start[k] - math.pi)))) > 0.3]
 
 
-def make_reset(robot: Any, q_start: np.ndarray) -> ResetController | SwingUpReset:
-    """The reset controller for ``q_start``: the cartpole's swing-up when its pole must start
-    upright, else :class:`ResetController`. Both have ``run() -> ResetResult``."""
-    q_start = np.asarray(q_start, dtype=float)
-    if robot.hw.robot == "cartpole" and _upright_passive(robot.hw, q_start):
-        from robot_meta.runtime.swing_up import SwingUpReset
+def folder_reset(hw: Any) -> Any:
+    """The ``reset.py`` module of a robot's folder (None when the robot has none)."""
+    from robot_meta.robot_registry import robot_folder
+    from robot_meta.robot_toml import load_folder_module
 
-        return SwingUpReset(robot, q_start)
+    folder = getattr(hw, "folder", None) or robot_folder(hw.robot)
+    return load_folder_module(folder, "reset")
+
+
+def make_reset(robot: Any, q_start: np.ndarray) -> Any:
+    """The reset controller for ``q_start``: the robot folder's special reset when its
+    ``reset.py`` defines ``make_reset(robot, q_start)`` and that returns one (the cartpole's
+    swing-up when its pole must start upright), else :class:`ResetController`. Both have
+    ``run() -> ResetResult``."""
+    q_start = np.asarray(q_start, dtype=float)
+    hook = folder_reset(robot.hw)
+    if hook is not None and hasattr(hook, "make_reset"):
+        special = hook.make_reset(robot, q_start)
+        if special is not None:
+            return special
     return ResetController(robot, q_start)
 
 
@@ -115,7 +124,7 @@ def park(robot: Any, q_start: np.ndarray) -> ResetResult:
     their start positions. Passive joints are not waited for: an upright pole would fall at
     torque off anyway, and a freely swinging one takes long to come to rest."""
     q = np.asarray(q_start, dtype=float).copy()
-    for k in _upright_passive(robot.hw, q):
+    for k in upright_passive(robot.hw, q):
         q[k] = math.pi  # where gravity leaves it; only keeps the constructor's check happy
     return ResetController(robot, q, settle_passive=False).run()
 
@@ -158,11 +167,11 @@ class ResetController:
         self.watched = list(range(len(hw.joints))) if settle_passive else self.act
         self.timeout_s = (max(timeout_s, passive_timeout_s) if self.passive and settle_passive
                           else timeout_s)
-        for k in _upright_passive(hw, self.q_start):
+        for k in upright_passive(hw, self.q_start):
             # gravity leaves a passive revolute joint hanging at pi (the cartpole's pole; 0 is up)
             raise ResetError(f"joint {hw.joints[k].joint!r} is passive and its start position "
                              f"{self.q_start[k]:.2f} is not where gravity leaves it; PID on the "
-                             "motors cannot reach it (make_reset swings a cartpole's pole up). "
+                             "motors cannot reach it (a robot folder's reset.py can, e.g. a swing-up). "
                              "Reset it by hand or pick another task")
 
     def run(self) -> ResetResult:

@@ -1,6 +1,6 @@
 """``robot.toml``: how to reach one physical (or emulated) robot and where to deploy on it.
 
-    robot = "arm2"                       # cartpole | arm2
+    robot = "arm2"                       # a registered robot, or a robot folder (relative path ok)
     port = "/dev/ttyUSB0"                # a device path or a pyserial URL (socket://127.0.0.1:PORT)
     baud = 1000000
     deploy_dir = "~/.robot_meta/arm2"    # bundles, version history, sessions
@@ -11,8 +11,10 @@
     [motor_ids]                          # optional: joint = ID, defaults to the hardware map
     shoulder = 1
 
-Every command that takes ``--robot`` accepts a path or the name of a bundled example
-(``cartpole``, ``arm2``); ``--port``, ``--baud`` and ``--deploy-dir`` override the file.
+Every command that takes ``--robot`` accepts a config path, the name of a bundled example
+(a robot with ``launch/robots/<name>.toml``), or a robot folder (its defaults: port
+``/dev/ttyUSB0``, deploy dir ``~/.robot_meta/<name>``); ``--port``, ``--baud`` and
+``--deploy-dir`` override the file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from robot_meta.errors import UserError
-from robot_meta.hardware.hardware_map import ROBOT_NAMES, load_hardware_map
+from robot_meta.hardware.hardware_map import load_hardware_map
+from robot_meta.robot_registry import ROBOT_FILE, UnknownRobotError, robot_folder, robot_name, robot_names
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "launch" / "robots"
 
@@ -71,17 +74,26 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 def load_robot_config(name_or_path: str | Path) -> RobotConfig:
-    """Load a robot config from a path, or a bundled example by name (``cartpole``, ``arm2``)."""
+    """Load a robot config from a path, a bundled example by robot name, or a robot folder
+    (a config with the defaults: port ``/dev/ttyUSB0``, to be overridden with ``--port``)."""
     p = Path(name_or_path)
-    if not p.suffix and not p.exists() and str(name_or_path) in ROBOT_NAMES:
+    if p.is_dir() and (p / ROBOT_FILE).is_file():
+        name = robot_name(p)
+        return RobotConfig(robot=name, port="/dev/ttyUSB0",
+                           deploy_dir=Path(f"~/.robot_meta/{name}").expanduser(), source=str(p))
+    if not p.suffix and not p.exists() and str(name_or_path) in robot_names():
         p = EXAMPLES_DIR / f"{name_or_path}.toml"
+        if not p.exists():  # a robot with no example config: its folder's defaults
+            return load_robot_config(robot_folder(str(name_or_path)))
     if not p.exists():
-        raise RobotConfigError(f"{name_or_path}: no such robot config; give a robot.toml path or "
-                               f"a bundled example ({', '.join(ROBOT_NAMES)})")
+        raise RobotConfigError(f"{name_or_path}: no such robot config; give a robot config path, "
+                               f"a robot folder, or a known robot ({', '.join(robot_names())})")
     try:
         data: dict[str, Any] = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise RobotConfigError(f"{p}: malformed TOML: {e}") from e
+    if "joints" in data and p.name == ROBOT_FILE:  # a robot folder's robot.toml: the folder
+        return load_robot_config(p.parent)
     unknown = sorted(set(data) - set(_TYPES))
     if unknown:
         raise RobotConfigError(f"{p}: unknown key(s) {unknown}; allowed: {', '.join(_TYPES)}")
@@ -92,9 +104,10 @@ def load_robot_config(name_or_path: str | Path) -> RobotConfig:
     for key in ("robot", "port"):
         if key not in data:
             raise RobotConfigError(f"{p}: missing `{key}`")
-    if data["robot"] not in ROBOT_NAMES:
-        raise RobotConfigError(f"{p}: robot: unknown robot {data['robot']!r}; known: "
-                               f"{', '.join(ROBOT_NAMES)}")
+    try:  # a robot folder path is relative to the config file
+        data["robot"] = robot_name(data["robot"], base=p.parent)
+    except UnknownRobotError as e:
+        raise RobotConfigError(f"{p}: robot: {e}") from e
     hw = load_hardware_map(data["robot"])
     ids = data.get("motor_ids", {})
     for joint, mid in ids.items():

@@ -76,22 +76,17 @@ class CartPoleModel:
         return self.cart_mass + self.armature
 
     @classmethod
-    def nominal(cls, hw: Any = None) -> CartPoleModel:
-        """The bundled cartpole with half of the training payload range at the tip. The cart
-        drive's reflected armature J_r N^2 / r^2 comes from the hardware map ``hw`` (default:
-        the bundled one) when its simulators model the servo (``servo_physics``)."""
-        from robot_meta.sim.robots.cartpole import constants as C
+    def from_hw(cls, hw: Any) -> CartPoleModel:
+        """The nominal model of the robot whose hardware map is ``hw``: its folder's
+        ``reset.py`` defines ``nominal_model(hw)`` (the geometry lives with the robot)."""
+        from robot_meta.runtime.reset import folder_reset
 
-        if hw is None:
-            from robot_meta.hardware.hardware_map import load_hardware_map
-
-            hw = load_hardware_map("cartpole")
-        rod_l, payload = C.POLE_LENGTH, 0.05  # a thin rod and a point payload at its tip
-        m = C.POLE_MASS + payload
-        ml = C.POLE_MASS * rod_l / 2 + payload * rod_l
-        inertia = C.POLE_MASS * rod_l**2 / 3 + payload * rod_l**2
-        return cls(C.CART_MASS, m, ml / m, inertia, C.SLIDER_DAMPING,
-                   armature=reflected_armature(hw.joints[0]))
+        hook = folder_reset(hw)
+        if hook is None or not hasattr(hook, "nominal_model"):
+            raise ValueError(f"robot {hw.robot!r}: its folder has no reset.py with "
+                             "nominal_model(hw); pass the model")
+        model: CartPoleModel = hook.nominal_model(hw)
+        return model
 
     def linearized(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(A, B) of x_{k+1} = A x_k + B F_k about upright rest, state (x, theta, x', theta'),
@@ -202,7 +197,7 @@ class SwingUpReset:
             raise ResetError("the swing-up reset brings the pole upright; its start angle "
                              f"{self.q_start[1]:.2f} rad is not near 0")
         self.period_s = period_s
-        self.model = model or CartPoleModel.nominal(robot.hw)
+        self.model = model or CartPoleModel.from_hw(robot.hw)
         cart = robot.hw.joints[0]
         self.effort_limit = float(cart.effort_limit)
         # the swing-up keeps the cart below this fraction of its top speed (the no-load speed

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_meta.hardware.servos import ServoEffects
+from robot_meta.robot_registry import robot_ref
 from robot_meta.sim.randomize import (
     Distribution,
     FamilySpec,
@@ -55,7 +56,7 @@ class HiddenRobot:
     """One hidden robot: factor values for the twin and its unmodeled servo effects."""
 
     name: str  # e.g. "arm2-servo-beyond-09"
-    robot: str
+    robot: str  # a registered name, or the folder of a robot given by path
     family: str
     split: str  # "in_range" | "beyond"
     params: dict[str, float]  # the family's factors only; the rest are nominal
@@ -141,7 +142,7 @@ def draw_hidden_robots(
             )
         out.append(HiddenRobot(
             name=f"{rdef.name}-{fam.name}-{split.replace('_', '')}-{i:02d}",
-            robot=rdef.name,
+            robot=robot_ref(rdef.folder),  # a name, or a folder robot's path (another process reads it)
             family=fam.name,
             split=split,
             params=params,

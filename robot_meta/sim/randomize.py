@@ -13,7 +13,6 @@ apply params to an MjModel (without recompiling) or to the PyBullet twin.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from robot_meta import toml_config
 from robot_meta.errors import UserError
 from robot_meta.hardware.servos import Mounting, ServoEffects, ServoSpecError
+from robot_meta.robot_registry import UnknownRobotError, robot_folder
 from robot_meta.sim.robots.robot_def import RobotDef, get_robot
 from robot_meta.sim.task import InitSpec
 
@@ -138,12 +139,12 @@ class ParamSampler:
         return params
 
 
-_COMPILED: dict[tuple[str, tuple[tuple[str, Distribution], ...]], ParamSampler] = {}
+_COMPILED: dict[tuple[str, tuple[tuple[str, Distribution], ...]], ParamSampler] = {}  # by folder
 
 
 def _compiled(robot: RobotDef, ranges: Mapping[str, Distribution]) -> ParamSampler:
     """The compiled sampler of a range table (cached by robot name and table)."""
-    key = (robot.name, tuple(sorted(ranges.items())))
+    key = (str(robot.folder), tuple(sorted(ranges.items())))
     if key not in _COMPILED:
         _COMPILED[key] = ParamSampler(robot, ranges)
     return _COMPILED[key]
@@ -278,15 +279,9 @@ def parse_family(robot: RobotDef, name: str, raw: Any, where: str) -> FamilySpec
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file, turning syntax errors into a SpecError that names the file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read ({e.strerror})") from e
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: malformed TOML: {e}") from e
+    """Read a TOML file, turning syntax errors into a SpecError that names the file
+    (:func:`robot_meta.toml_config.read_toml`)."""
+    return toml_config.read_toml(path, SpecError)
 
 
 def _read_family_file(rdef: RobotDef, path: Path) -> tuple[dict[str, FamilySpec], str | None]:
@@ -350,7 +345,7 @@ def load_family(robot: str | RobotDef, family: str | Path | FamilySpec) -> Famil
 
 
 def load_params_file(path: str | Path, robot: str | None = None) -> tuple[RobotDef, np.ndarray]:
-    """Read a hidden-parameter file (``robot = "arm2"`` and a ``[params]`` table of factor
+    """Read a hidden-parameter file (``robot = "<name or folder>"`` and a ``[params]`` table of factor
     values; missing factors are nominal). Returns the robot and its (F,) parameter vector.
     A ``[servo]`` table (the twin's unmodeled servo effects, see :func:`load_twin_params`) is
     validated and otherwise ignored."""
@@ -391,12 +386,16 @@ def load_twin_file(path: str | Path, robot: str | None = None
                         "servo, description")
     name = data.get("robot", robot)
     if name is None:
-        raise SpecError(f"{path}: missing `robot = \"cartpole\"` or `robot = \"arm2\"`")
-    if robot is not None and name != robot:
-        raise SpecError(f"{path}: robot = {name!r}, but {robot!r} was requested")
+        raise SpecError(f"{path}: missing `robot = \"<name>\"` (a registered robot, or the path "
+                        "of a robot folder relative to this file)")
+    if not isinstance(name, str):
+        raise SpecError(f"{path}: robot: expected a string, got {name!r}")
     try:
-        rdef = get_robot(name)
-    except ValueError as e:
+        # a folder path is relative to the parameter file
+        rdef = get_robot(robot_folder(name, base=Path(path).parent))
+        if robot is not None and get_robot(robot) is not rdef:
+            raise SpecError(f"{path}: robot = {name!r}, but {robot!r} was requested")
+    except UnknownRobotError as e:
         raise SpecError(f"{path}: robot: {e}") from e
     values = data.get("params", {})
     if not isinstance(values, dict):

@@ -30,7 +30,8 @@ def test_unknown_robot_is_a_clear_error() -> None:
     out = subprocess.run([sys.executable, "-m", "robot_meta.launch.cli", "sim", "factors", "arm9"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "error: unknown robot 'arm9'; known robots: cartpole, arm2" in out.stderr
+    assert ("error: unknown robot 'arm9'; known robots: arm2, cartpole (or give the path of a "
+            "robot folder") in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -8,11 +8,12 @@ import numpy as np
 
 from robot_meta.hardware import MockBus, Robot, load_hardware_map
 from robot_meta.runtime.reset import ResetController, make_reset
-from robot_meta.runtime.swing_up import CartPoleModel, SwingUpReset, dlqr
+from robot_meta.runtime.swing_up import SwingUpReset, dlqr
+from robot_meta.sim.robots.cartpole.reset import nominal_model
 
 
 def test_lqr_stabilizes_the_linearized_cartpole() -> None:
-    a, b = CartPoleModel.nominal().linearized(0.005)
+    a, b = nominal_model().linearized(0.005)
     assert np.max(np.abs(np.linalg.eigvals(a))) > 1.0  # upright is unstable on its own
     k = dlqr(a, b, np.diag([100.0, 400.0, 4.0, 1.0]), np.array([[0.1]]))
     assert np.max(np.abs(np.linalg.eigvals(a - b @ k[None]))) < 1.0

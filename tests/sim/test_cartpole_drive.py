@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from robot_meta.hardware.dynamixel import control_table as ct
-from robot_meta.runtime.swing_up import CartPoleModel, SwingUpReset
+from robot_meta.runtime.swing_up import SwingUpReset
 from robot_meta.sim.mujoco_backend import MujocoBackend
 from robot_meta.sim.randomize import params_from_dict
+from robot_meta.sim.robots.cartpole.reset import nominal_model
 from robot_meta.sim.robots.robot_def import get_robot
 from robot_meta.sim.servo_physics import build_model
 from robot_meta.sim.twin import TwinBackend
@@ -45,7 +46,7 @@ def test_the_cart_drive_is_the_w210_on_a_10cm_drum() -> None:
     m = build_model(ROBOT)  # the MJCF gear is the hardware map's, so the servo builds in
     assert m.actuator_gaintype[0] == mujoco.mjtGain.mjGAIN_DCMOTOR
     assert m.dof_armature[0] == pytest.approx(MOTOR.armature / CART.transmission**2)
-    assert CartPoleModel.nominal().armature == pytest.approx(m.dof_armature[0])
+    assert nominal_model().armature == pytest.approx(m.dof_armature[0])
     assert "supply_voltage" in ROBOT.factor_names
 
 

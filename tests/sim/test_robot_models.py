@@ -1,53 +1,64 @@
 """The robot files agree with each other: MJCF, URDF twin, constants and hardware maps."""
 
-import xml.etree.ElementTree as ET
+import shutil
+from pathlib import Path
 
-import mujoco
-import numpy as np
 import pytest
 
 from robot_meta.hardware.hardware_map import load_hardware_map
+from robot_meta.robot_registry import unregister_robot
+from robot_meta.sim.robot_check import (
+    CheckFailed,
+    check_hardware,
+    check_inertia,
+    check_mjcf,
+    check_names,
+    check_urdf,
+)
 from robot_meta.sim.robots import ROBOT_NAMES, get_robot
 
 
 @pytest.mark.parametrize("robot", ROBOT_NAMES)
-def test_mjcf_matches_constants_and_hardware_map(robot: str) -> None:
+def test_mjcf_matches_robot_toml_and_hardware_map(robot: str) -> None:
+    """`robot check`'s library: MJCF compiles without textures at physics_dt, its joint and
+    actuator names and order are robot.toml's, its gears are K_t * max_current / transmission,
+    its joint friction the nominal values."""
     rdef = get_robot(robot)
-    m = mujoco.MjModel.from_xml_path(str(rdef.model_path))
-    assert m.ntex == 0 and m.nmat == 0  # no textures or materials (each copy stays small)
-    assert [m.joint(i).name for i in range(m.njnt)] == list(rdef.joints)
-    assert [m.actuator(i).name for i in range(m.nu)] == list(rdef.actuators)
-    assert m.opt.timestep == pytest.approx(rdef.physics_dt)
+    for check in (check_mjcf, check_names, check_hardware):
+        check(rdef)  # raises CheckFailed with the reason
     hw = load_hardware_map(robot)
     assert hw.joint_names == rdef.joints
     assert tuple(j.joint for j in hw.actuated) == rdef.actuated_joints
-    for j, a in zip(rdef.actuated_joints, rdef.actuators, strict=True):
-        # gear (effort per unit action) = torque constant * max current / transmission
-        assert m.actuator(a).gear[0] == pytest.approx(hw.joint(j).gear, rel=1e-4)
-        assert hw.joint(j).gear == pytest.approx(hw.joint(j).effort_limit, rel=1e-4)
-    for f in rdef.factors:
-        if f.kind == "dof_damping":
-            assert m.dof_damping[m.joint(f.target).dofadr[0]] == pytest.approx(f.nominal)
-        if f.kind == "dof_frictionloss":
-            assert m.dof_frictionloss[m.joint(f.target).dofadr[0]] == pytest.approx(f.nominal)
 
 
 @pytest.mark.parametrize("robot", ROBOT_NAMES)
 def test_urdf_twin_has_the_same_masses_and_inertias(robot: str) -> None:
     rdef = get_robot(robot)
-    m = mujoco.MjModel.from_xml_path(str(rdef.model_path))
-    links = {e.get("name"): e for e in ET.parse(rdef.twin_path).getroot().iter("link")}
-    joints = {e.get("name") for e in ET.parse(rdef.twin_path).getroot().iter("joint")}
-    assert set(rdef.joints) <= joints
-    for body in rdef.links:
-        inertial = links[body].find("inertial")
-        mass = float(inertial.find("mass").get("value"))
-        inertia = inertial.find("inertia")
-        diag = np.array([float(inertia.get(k)) for k in ("ixx", "iyy", "izz")])
-        com = np.array([float(x) for x in inertial.find("origin").get("xyz").split()])
-        assert mass == pytest.approx(m.body(body).mass[0])
-        np.testing.assert_allclose(diag, m.body(body).inertia, rtol=1e-4)
-        np.testing.assert_allclose(com, m.body(body).ipos, atol=1e-9)
+    check_urdf(rdef)
+    check_inertia(rdef)
+
+
+def test_the_checks_catch_a_wrong_gear_and_a_wrong_mass(tmp_path: Path) -> None:
+    """The library checks fail on a folder whose MJCF disagrees with robot.toml and the URDF."""
+    src = get_robot("arm2").folder
+    for f in src.iterdir():
+        if f.is_file() and f.name != "__init__.py":
+            shutil.copy(f, tmp_path / f.name)
+    toml = tmp_path / "robot.toml"
+    toml.write_text(toml.read_text().replace('name = "arm2"', 'name = "arm2_broken_copy"'))
+    fam = tmp_path / "families.toml"
+    fam.write_text(fam.read_text().replace('robot = "arm2"', 'robot = "arm2_broken_copy"'))
+    xml = tmp_path / "model.xml"
+    xml.write_text(xml.read_text().replace('gear="3.565217"', 'gear="3.0"', 1)
+                   .replace('mass="0.3"', 'mass="0.35"'))
+    try:
+        rdef = get_robot(tmp_path)
+        with pytest.raises(CheckFailed, match="shoulder_motor.*gear 3 != K_t"):
+            check_hardware(rdef)
+        with pytest.raises(CheckFailed, match="link1: URDF mass 0.3 != MJCF 0.35"):
+            check_inertia(rdef)
+    finally:
+        unregister_robot("arm2_broken_copy")
 
 
 @pytest.mark.parametrize("robot", ROBOT_NAMES)

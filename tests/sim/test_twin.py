@@ -6,14 +6,14 @@ import pytest
 
 from robot_meta.sim import make_twin_env, make_vec_env
 from robot_meta.sim.randomize import params_from_dict
+from robot_meta.sim.robot_check import HORIZON, TWIN_TOL, twin_gap
 from tests.sim.helpers import open_loop, sine_actions
 
 # Open-loop horizon and tolerance: 0.5 s (25 control steps) of smooth actions, positions within
 # 0.02 (rad or m). Measured gaps are below 0.007 (below 0.01 on the servo envelope); the remaining
 # difference is the engines' (a hard friction constraint and 1 ms explicit steps in the twin vs
 # MuJoCo's soft frictionloss and 5 ms Euler / implicitfast with the servos' armature).
-HORIZON = 25
-TOL = 0.02
+TOL = TWIN_TOL
 START = {"cartpole": np.array([0.05, 0.1]), "arm2": np.array([0.3, -0.2])}
 AMP = {"cartpole": 0.5, "arm2": 0.15}
 CASES = [
@@ -36,14 +36,10 @@ def _pair(robot: str, values: dict[str, float]):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("robot, values", CASES)
 def test_twin_matches_mujoco_at_equal_params(robot: str, values: dict[str, float]) -> None:
-    sim, twin, _ = _pair(robot, values)
-    acts = sine_actions(HORIZON, sim.action_dim, AMP[robot])
-    a = open_loop(sim, START[robot], acts)[:, 0]
-    b = open_loop(twin, START[robot], acts)[:, 0]
-    assert np.ptp(a, axis=0).max() > 0.1  # the trajectory really moves
-    gap = np.abs(a - b).max()
+    """`robot check`'s comparison (robot_meta.sim.robot_check.twin_gap), at these parameters."""
+    gap, motion = twin_gap(robot, values, start=START[robot], amplitude=AMP[robot], horizon=HORIZON)
+    assert motion > 0.1  # the trajectory really moves
     assert gap < TOL, f"twin and MuJoCo differ by {gap:.4f} (tolerance {TOL})"
-    twin.close()
 
 
 @pytest.mark.parametrize("values", [

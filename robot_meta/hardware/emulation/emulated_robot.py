@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from robot_meta.sim.batched_env import PhysicsBackend
     from robot_meta.sim.robots.robot_def import RobotDef
 
-# Rest poses: where the robot settles when unpowered (the cartpole's pole hangs down).
-REST_POSE: dict[str, dict[str, float]] = {"cartpole": {"hinge": math.pi}}
 MAX_CATCH_UP_S = 1.0  # advance_to never simulates more than this in one call
 
 
@@ -326,7 +324,7 @@ class EmulatedRobot:
             vec = params_from_dict(rdef, values, "params")
         else:
             vec = resolve_params(rdef, params)
-        pose = dict(REST_POSE.get(rdef.name, {}))
+        pose = dict(rdef.rest_pose)  # robot.toml: where each joint settles unpowered
         pose.update(qpos0 or {})
         q0 = np.array([pose.get(j, 0.0) for j in rdef.joints])
         pl: Any

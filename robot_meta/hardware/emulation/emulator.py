@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a robot's joints as emulated Dynamixel Protocol 2.0 servos, backed "
         "by the PyBullet twin with hidden parameters. Prints the port (a pty path or a "
         "socket:// URL) on the first line of stdout.")
-    ap.add_argument("robot", help="robot name: cartpole or arm2")
+    ap.add_argument("robot", help="a robot name or the path of a robot folder")
     ap.add_argument("--params", help="hidden parameters (TOML: robot = ..., [params] ...)")
     ap.add_argument("--port", default="pty", help="pty (default) or tcp:PORT (127.0.0.1 only; "
                     "tcp:0 picks a free port)")

@@ -35,13 +35,17 @@ class MockBus(DynamixelBus):
         kwargs: see :class:`~robot_meta.hardware.dynamixel.bus.DynamixelBus`.
     """
 
-    def __init__(self, robot: Any = "arm2", *, plant: Any = "twin", params: Any = None,
+    def __init__(self, robot: Any = None, *, plant: Any = "twin", params: Any = None,
                  clock: str = "wall", seed: int = 0, model: str = "xm430-w350",
                  retries: int = 0, names: Mapping[int, str] | None = None,
                  raise_on_alert: bool = True, physics_dt: float | None = None):
         super().__init__(model=model, retries=retries, names=names, raise_on_alert=raise_on_alert)
         if clock not in ("wall", "manual"):
             raise ValueError(f"clock must be 'wall' or 'manual', got {clock!r}")
+        if robot is None:  # the default robot (robot.toml: demo = true)
+            from robot_meta.robot_registry import default_robot
+
+            robot = default_robot("demo")
         if isinstance(robot, EmulatedRobot):
             self.emulated = robot
         else:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from robot_meta.hardware.hardware_map import ROBOT_NAMES, HardwareMap
+from robot_meta.hardware.hardware_map import HardwareMap
+from robot_meta.robot_registry import (
+    UnknownRobotError,
+    builtin_robots,
+    register_robot,
+    robot_folder,
+)
+from robot_meta.robot_toml import (
+    RobotToml,
+    RobotTomlError,
+    hardware_map_from_toml,
+    load_folder_module,
+    load_robot_toml,
+)
+from robot_meta.toml_config import read_toml
 
 if TYPE_CHECKING:
     from robot_meta.sim.task import Task
@@ -83,6 +97,18 @@ class RobotDef:
     # the model before issue 20 (kept for side-by-side benchmarks).
     actuator_model: str = "servo"
 
+    # Where each joint settles with the motors off (robot.toml ``rest``): the emulator's start.
+    rest_pose: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, path: str | Path) -> RobotDef:
+        """Build a robot from its folder: ``robot.toml`` (names, timing, motors, nominal
+        friction, rest pose), ``families.toml`` (the ``all`` family's training ranges are the
+        factors' ``norm_range``), ``tasks.py`` (its ``TASKS`` dict) and an optional
+        ``randomize.py`` whose ``extra_factors(spec)`` returns more :class:`FactorDef`."""
+        folder = Path(path).resolve()
+        return _from_folder(folder)
+
     @property
     def model_path(self) -> Path:
         return self.folder / "model.xml"
@@ -109,7 +135,7 @@ class RobotDef:
     def hardware_map(self) -> HardwareMap:
         from robot_meta.hardware.hardware_map import load_hardware_map
 
-        return load_hardware_map(self.name)
+        return load_hardware_map(self.folder)
 
     def factor(self, name: str) -> FactorDef:
         for f in self.factors:
@@ -129,13 +155,81 @@ class RobotDef:
         return self.tasks[name](self)
 
 
-def get_robot(name: str) -> RobotDef:
-    """Return the definition of a bundled robot (``cartpole`` or ``arm2``)."""
-    if name not in ROBOT_NAMES:
-        raise ValueError(f"unknown robot {name!r}; known robots: {', '.join(ROBOT_NAMES)}")
-    module = importlib.import_module(f"robot_meta.sim.robots.{name}")
-    robot: RobotDef = module.ROBOT
+def get_robot(name_or_path: str | Path) -> RobotDef:
+    """The definition of a robot given by registered name (bundled, installed through the
+    ``robot_meta.robots`` entry points, or :func:`register_robot`) or by folder path."""
+    return _from_folder(robot_folder(name_or_path))
+
+
+ROBOT_NAMES = tuple(builtin_robots())  # the bundled robots
+
+
+@functools.cache
+def _from_folder(folder: Path) -> RobotDef:
+    spec = load_robot_toml(folder)
+    where = str(folder / "robot.toml")
+    hardware_map_from_toml(spec, folder)  # motors, limits and servo models: fail early
+    units = {j.name: j.unit for j in spec.joints}
+    nominal: dict[str, float] = {}
+    for j in spec.joints:
+        nominal[f"{j.name}_damping"] = j.damping
+        nominal[f"{j.name}_frictionloss"] = j.frictionloss
+    factors = standard_factors(
+        joints=spec.joint_names, actuated=spec.actuated_joints, links=spec.links,
+        payload_body=spec.payload.body, nominal=nominal, norm=_NormRanges(spec, folder),
+        units=units, supply_voltage=spec.supply_voltage)
+    randomize = load_folder_module(folder, "randomize")
+    if randomize is not None and hasattr(randomize, "extra_factors"):
+        factors = factors + tuple(randomize.extra_factors(spec))
+    tasks_module = load_folder_module(folder, "tasks")
+    tasks = getattr(tasks_module, "TASKS", None)
+    if not isinstance(tasks, dict) or not tasks:
+        raise RobotTomlError(f"{folder}/tasks.py: must define TASKS = {{name: TaskClass, ...}}")
+    if spec.default_task not in tasks:
+        raise RobotTomlError(f"{where}.default_task: {spec.default_task!r} is not in tasks.py's "
+                             f"TASKS ({', '.join(tasks)})")
+    robot = RobotDef(
+        name=spec.name, folder=folder, joints=spec.joint_names,
+        actuated_joints=spec.actuated_joints, actuators=spec.actuators, links=spec.links,
+        payload_body=spec.payload.body, payload_axis=spec.payload.axis,
+        physics_dt=spec.physics_dt, control_dt=spec.control_dt, factors=factors,
+        tasks=dict(tasks), default_task=spec.default_task, rest_pose=spec.rest_pose)
     return robot
+
+
+class _NormRanges(dict[str, tuple[float, float]]):
+    """factor -> norm_range: the ``all`` family's training range in families.toml, else the
+    robot.toml ``[norm_range]`` entry, else (supply_voltage) the servos' input voltage range."""
+
+    def __init__(self, spec: RobotToml, folder: Path):
+        super().__init__()
+        path = folder / "families.toml"
+        train: dict[str, Any] = read_toml(path, RobotTomlError).get("all", {}).get("train", {})
+        for name, d in train.items():
+            if isinstance(d, dict):  # fixed: value; uniform, loguniform, randint: low, high
+                lo: float = d["low"] if "low" in d else d.get("value", 0.0)
+                hi: float = d["high"] if "high" in d else d.get("value", 0.0)
+                if float(lo) < float(hi):  # a fixed value spans nothing: [norm_range] or error
+                    self[name] = (float(lo), float(hi))
+        self.update(spec.norm_range)
+        self.spec, self.path = spec, path
+
+    def __missing__(self, name: str) -> tuple[float, float]:
+        if name == "supply_voltage":
+            from robot_meta.hardware.servos import load_servo
+
+            models = [j.model for j in self.spec.joints if j.actuated]
+            motor = load_servo(models[0]).motor
+            assert motor is not None, f"{models[0]} has no motor"
+            lo, hi = motor.voltage_range
+            return (float(lo), float(hi))
+        raise RobotTomlError(f"{self.path}: factor {name!r} has no normalization range: list it "
+                             "in the `all` family's [all.train] with low < high, or give it in "
+                             "robot.toml's [norm_range]")
+
+
+__all__ = ["FactorDef", "RobotDef", "ROBOT_NAMES", "UnknownRobotError", "get_robot",
+           "register_robot", "standard_factors"]
 
 
 def standard_factors(

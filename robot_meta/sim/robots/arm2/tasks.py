@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_meta.sim.robots.arm2 import constants as C
 from robot_meta.sim.task import Task, TaskState
+
+from . import constants as C
 
 REACH_SIGMA = 0.05  # m: reach = exp(-d^2 / (2 sigma^2)), 0.61 at 5 cm, 0.14 at 10 cm
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_meta.sim.robots.cartpole import constants as C
 from robot_meta.sim.task import Task, TaskState
+
+from . import constants as C
 
 
 class _CartpoleTask(Task):
