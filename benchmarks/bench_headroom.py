@@ -53,8 +53,8 @@ def launch_names(robot: str, family: str) -> dict[str, str]:
 def check_launch_files(robot: str, family: str) -> None:
     """A UserError (exit 2) naming every missing launch file and how to create it."""
     from robot_meta.errors import UserError
-    from robot_meta.learn.config import LAUNCH_DIR
     from robot_meta.learn.config import launch_names as bundled
+    from robot_meta.sim.robots import get_robot
 
     have = set(bundled())
     missing = [n for n in launch_names(robot, family).values() if n not in have]
@@ -65,7 +65,8 @@ def check_launch_files(robot: str, family: str) -> None:
         how = "; ".join(f'copy {like[n]}.toml to {n}.toml and set [run].family = "{family}"' if like[n]
                         else f'write {n}.toml with [run] robot = "{robot}", family = "{family}", '
                              f'algorithm = "{algo[n]}"' for n in missing)
-        raise UserError(f"no launch file {' or '.join(f'{n}.toml' for n in missing)} in {LAUNCH_DIR} "
+        where = get_robot(robot).folder / "launch"
+        raise UserError(f"no launch file {' or '.join(f'{n}.toml' for n in missing)} in {where} "
                         f"for the {robot} family {family!r}; create {'it' if len(missing) == 1 else 'them'}: "
                         f"{how} (robot-meta train --list shows the bundled ones)")
 

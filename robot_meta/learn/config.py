@@ -21,7 +21,6 @@ from robot_meta.errors import UserError
 from robot_meta.toml_config import did_you_mean, from_dict, read_toml
 
 # The bundled robots' folders; a robot's launch files are in <folder>/launch/ (launch_files()).
-LAUNCH_DIR = Path(__file__).resolve().parent.parent / "sim" / "robots"
 # The algorithms `robot-meta train` knows. The gradient and recurrent methods join here.
 ALGORITHMS = ("ppo", "rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia")
 GRADIENT_METHODS = ("maml", "fomaml", "reptile")
