@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.runtime.adapters import Adapter
+from robot_meta.runtime.adapters.adapter import Adapter
+from robot_meta.runtime.adapters.registry import register_adapter
 from robot_meta.runtime.bundle import Bundle, Policy, load_bundle
 from robot_meta.runtime.manifest import MANIFEST, sha256_file
 
@@ -106,10 +107,19 @@ def policy_graph(ac: Any, template: Any) -> Any:
     return model
 
 
+@register_adapter
 class GradientAdapter(Adapter):
     """theta' = adapt(theta, rollouts) after every adaptation rollout (see the module doc)."""
 
     kind = "gradient"
+    method = "gradient"
+    bundle_methods = ("maml", "fomaml", "reptile")
+    needs = "a maml, fomaml or reptile bundle (a policy-gradient adaptation rule)"
+    warmup_oracle = True  # theta' after the warm-up rollouts (there is no privileged encoder)
+
+    @classmethod
+    def create(cls, bundle: Bundle, *, rollouts: int = 5, seed: int = 0) -> GradientAdapter:
+        return cls(bundle, seed=seed)
 
     def __init__(self, bundle: Bundle, seed: int = 0):
         super().__init__(bundle)
@@ -337,6 +347,10 @@ class GradientAdapter(Adapter):
             shutil.rmtree(tmp, ignore_errors=True)
         self.adapted = load_bundle(out).policy
         self.adapted_dir = out
+
+    def set_artifact_dir(self, path: Path) -> None:
+        """Write the adapted bundle at ``path`` (in the session directory)."""
+        self.out_dir = path
 
     def publish(self, dest: Path) -> None:
         """Copy the adapted bundle to ``dest`` (the deploy dir, for ``run``), atomically."""
