@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import Manifest, manifest_sha
 from robot_meta.runtime.atomic import append_line, fsync_dir, read_lines
-from robot_meta.runtime.manifest import MANIFEST, Manifest, sha256_file
 
 
 class DeployError(UserError):
@@ -72,7 +72,7 @@ class DeployStore:
         manifest.verify_files(src)
         self.bundles.mkdir(parents=True, exist_ok=True)
         n = len(self.versions()) + 1
-        version = f"v{n:04d}-{sha256_file(src / MANIFEST)[:8]}"  # the manifest hash names it
+        version = f"v{n:04d}-{manifest_sha(src)[:8]}"  # the manifest hash names it
         tmp = Path(tempfile.mkdtemp(prefix=".install.", dir=self.bundles))
         try:
             for p in src.iterdir():

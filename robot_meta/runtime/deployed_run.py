@@ -53,9 +53,10 @@ def deployed_policy(cfg: RobotConfig, zero_shot: bool = False,
                     note: Callable[[str], None] | None = None, robot_arg: str = "") -> DeployedPolicy:
     """Open the installed bundle and its adapted state (unless ``zero_shot``), and choose the
     method and mode it runs with. ``note`` receives a message when a saved state is ignored."""
+    from robot_meta.export.manifest import manifest_sha
     from robot_meta.runtime.connect import check_rate
     from robot_meta.runtime.deploy_store import DeployStore
-    from robot_meta.runtime.session import ADAPTED_FILE, manifest_sha
+    from robot_meta.runtime.session import ADAPTED_FILE
 
     store = DeployStore(cfg.deploy_dir)
     current = store.current()

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import MANIFEST, manifest_sha
 from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
 from robot_meta.runtime.adapters import (
     Adapter,
@@ -46,7 +47,6 @@ from robot_meta.runtime.atomic import write_json_atomic
 from robot_meta.runtime.bundle import Bundle, load_bundle
 from robot_meta.runtime.control_loop import DeadlineStats
 from robot_meta.runtime.deploy_store import DeployStore
-from robot_meta.runtime.manifest import MANIFEST, sha256_file
 from robot_meta.runtime.robot_config import RobotConfig
 from robot_meta.runtime.session_store import SessionError, SessionStore
 
@@ -101,10 +101,6 @@ class SessionResult:
         """Exactly the keys of ``robot-meta adapt --json``."""
         return {"rollouts": self.rollouts, "before": self.before, "after": self.after,
                 "oracle": self.oracle, "robust": self.robust, "session": self.session}
-
-
-def manifest_sha(bundle_dir: Path) -> str:
-    return sha256_file(Path(bundle_dir) / MANIFEST)
 
 
 def _mean(x: list[float]) -> float | None:
