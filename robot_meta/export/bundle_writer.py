@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from robot_meta.errors import UserError
-from robot_meta.export.manifest import MANIFEST, FileEntry, Manifest, sha256_file
+from robot_meta.export.manifest import MANIFEST, SIGNATURE, FileEntry, Manifest, sha256_file
 from robot_meta.runtime.atomic import fsync_dir
 
 
@@ -59,8 +59,9 @@ class BundleWriter:
         """Where a producer writes file ``name`` itself (e.g. ``torch.onnx.export``)."""
         if self.tmp is None:
             raise RuntimeError("use BundleWriter as a context manager")
-        if Path(name).name != name or name == MANIFEST:
-            raise ExportError(f"{name!r}: a bundle file is a plain name other than {MANIFEST}")
+        if Path(name).name != name or name in (MANIFEST, SIGNATURE):
+            raise ExportError(f"{name!r}: a bundle file is a plain name other than {MANIFEST} "
+                              f"and {SIGNATURE}")
         return self.tmp / name
 
     def add_file(self, name: str, data: bytes | None = None, *, role: str = "",
@@ -79,18 +80,30 @@ class BundleWriter:
         self.files[name] = entry
         return entry
 
-    def commit(self, manifest: Manifest) -> Manifest:
+    def commit(self, manifest: Manifest, *, manifest_bytes: bytes | None = None,
+               signature: bytes | None = None) -> Manifest:
         """Write ``manifest`` with the added files as its ``files``, verify the bundle and move
-        it into place (replacing an older one). Returns the manifest written."""
+        it into place (replacing an older one). Returns the manifest written.
+
+        A copy of a bundle passes its ``manifest.json`` bytes (they must list exactly the added
+        files, with their hashes) and its ``manifest.sig``, so that a signature still holds."""
         from robot_meta.runtime.bundle import load_bundle
 
         if self.tmp is None:
             raise RuntimeError("use BundleWriter as a context manager, and commit once")
         tmp = self.tmp
         manifest = dataclasses.replace(manifest, files=dict(self.files))
-        (tmp / MANIFEST).write_text(manifest.to_json())
+        if manifest_bytes is None:
+            (tmp / MANIFEST).write_text(manifest.to_json())
+        else:
+            (tmp / MANIFEST).write_bytes(manifest_bytes)
+            if Manifest.read(tmp).files != self.files:
+                raise ExportError(f"{self.out}: the manifest does not list exactly the files "
+                                  "written, with their hashes")
+        if signature is not None:
+            (tmp / SIGNATURE).write_bytes(signature)
         for p in tmp.iterdir():  # no stray external-data files may hide in a bundle
-            if p.name != MANIFEST and p.name not in self.files:
+            if p.name not in (MANIFEST, SIGNATURE) and p.name not in self.files:
                 raise ExportError(f"unexpected file {p.name} in the export (external data?)")
         load_bundle(tmp)  # as the robot will: format, hashes, every graph opens with its names
         for p in tmp.iterdir():
@@ -111,15 +124,18 @@ class BundleWriter:
         return manifest
 
 
-def copy_bundle(src: str | Path, dest: str | Path) -> Manifest:
+def copy_bundle(src: str | Path, dest: str | Path, *, overwrite: bool = True) -> Manifest:
     """Copy a verified bundle to ``dest`` through a :class:`BundleWriter` (replacing an older
-    one atomically), its files and manifest verified on both sides."""
+    one atomically unless ``overwrite`` is False): the listed files, ``manifest.json`` byte for
+    byte and its signature if any, verified on both sides."""
     from robot_meta.runtime.bundle import load_bundle
 
     src = Path(src)
     manifest = load_bundle(src).manifest  # hashes checked before anything is copied
-    with BundleWriter(dest, overwrite=True) as w:
+    sig = src / SIGNATURE
+    with BundleWriter(dest, overwrite=overwrite) as w:
         for name, e in manifest.files.items():
             w.add_file(name, (src / name).read_bytes(), role=e.role, inputs=e.inputs,
                        outputs=e.outputs, precision=e.precision)
-        return w.commit(manifest)
+        return w.commit(manifest, manifest_bytes=(src / MANIFEST).read_bytes(),
+                        signature=sig.read_bytes() if sig.is_file() else None)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from robot_meta.export.bundle_writer import BundleWriter, ExportError, copy_bundle
-from robot_meta.export.manifest import MANIFEST, Manifest, manifest_sha, sha256_file
+from robot_meta.export.manifest import MANIFEST, SIGNATURE, Manifest, manifest_sha, sha256_file
 from robot_meta.runtime import BundleError, load_bundle
 
 
@@ -66,8 +66,13 @@ def test_failures_leave_the_old_bundle_in_place(bundles: dict[str, Any], tmp_pat
 def test_copy_bundle_verifies_the_source(bundles: dict[str, Any], tmp_path: Path) -> None:
     src = tmp_path / "src"
     _rewrite(bundles["ppo"][0], src)
+    (src / MANIFEST).write_text(json.dumps(json.loads((src / MANIFEST).read_text())))  # other bytes
+    (src / SIGNATURE).write_text('{"public_key": "ab", "signature": "cd"}')
     copy_bundle(src, tmp_path / "dst")
-    assert manifest_sha(tmp_path / "dst") == manifest_sha(src)
+    assert manifest_sha(tmp_path / "dst") == manifest_sha(src)  # byte for byte: a signature holds
+    assert (tmp_path / "dst" / SIGNATURE).read_text() == (src / SIGNATURE).read_text()
+    with pytest.raises(ExportError, match="exists"):
+        copy_bundle(src, tmp_path / "dst", overwrite=False)
     m = json.loads((src / MANIFEST).read_text())
     m["files"]["policy.onnx"]["sha256"] = "0" * 64
     (src / MANIFEST).write_text(json.dumps(m))
