@@ -4,9 +4,6 @@ verification before the rename, nothing left behind on failure, and no torch nee
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ import pytest
 from robot_meta.export.bundle_writer import BundleWriter, ExportError, copy_bundle
 from robot_meta.export.manifest import MANIFEST, SIGNATURE, Manifest, manifest_sha, sha256_file
 from robot_meta.runtime import BundleError, load_bundle
+from tests.test_import_isolation import run_blocked
 
 
 def _rewrite(src: Path, out: Path, **kw: Any) -> Manifest:
@@ -82,19 +80,9 @@ def test_copy_bundle_verifies_the_source(bundles: dict[str, Any], tmp_path: Path
 
 
 def test_the_writer_and_the_bundle_format_need_no_torch(bundles: dict[str, Any], tmp_path: Path) -> None:
-    code = textwrap.dedent(f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "mujoco", "pybullet", "onnx"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    run_blocked(f"""
         from robot_meta.export.bundle_writer import copy_bundle
         from robot_meta.export.manifest import verify_signature
         copy_bundle({str(bundles["ppo"][0])!r}, {str(tmp_path / "c")!r})
         assert verify_signature({str(tmp_path / "c")!r}, ()) is None
-        print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
