@@ -69,6 +69,14 @@ class SessionSpec:
     baseline: str = ""
     command: str = ""
 
+    def validate(self) -> None:
+        """Refuse counts out of range, naming the ``adapt`` option."""
+        for name, low in (("rollouts", 1), ("eval_rollouts", 1), ("episode_steps", 0),
+                          ("oracle_warmup", 0)):
+            v = getattr(self, name)
+            if v < low:
+                raise UserError(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
+
 
 @dataclass
 class PlannedRollout:
@@ -126,6 +134,7 @@ class AdaptationSession:
                  resume: bool = False, robot_factory: Callable[[], Any] | None = None,
                  status: Callable[[str], None] | None = None,
                  robot_kwargs: dict[str, Any] | None = None, calibration: bool = True):
+        spec.validate()  # the options given (a resumed session's own spec is checked below)
         self.cfg = cfg
         self.robot_kwargs = robot_kwargs or {}
         self.calibration = calibration
@@ -164,10 +173,7 @@ class AdaptationSession:
 
         check_rate(cfg, self.bundle.manifest)
         self.method = resolve_method(self.bundle, spec.method)
-        if spec.rollouts < 1:
-            raise UserError(f"--rollouts must be >= 1, got {spec.rollouts}")
-        if spec.eval_rollouts < 1:
-            raise UserError(f"--eval-rollouts must be >= 1, got {spec.eval_rollouts}")
+        spec.validate()
         self.spec = spec
         self.adapter = make_adapter(self.bundle, self.method, rollouts=spec.rollouts, seed=spec.seed)
         self.baseline: Bundle | None = None
