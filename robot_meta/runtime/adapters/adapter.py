@@ -38,18 +38,21 @@ class Adapter:
     kind = ""  # the ``kind`` of its saved state
     uses_policy = True  # acts with bundle.policy (False: the subclass brings its own network)
     # ---- registration (see robot_meta.runtime.adapters.registry) ----
-    method: ClassVar[str] = ""  # the adaptation method, as ``adapt --method`` names it
-    bundle_methods: ClassVar[tuple[str, ...]] = ()  # bundle methods (manifest ``method``) it is
-    # the default (``--method auto``) adaptation of
-    needs: ClassVar[str] = ""  # what an explicit --method needs, for the error message
-    selectable: ClassVar[bool] = True  # offered as ``adapt --method``
+    # the adaptation method, as ``adapt --method`` names it
+    method: ClassVar[str] = ""
+    # the bundle methods (manifest ``method``) whose ``--method auto`` rule this is
+    bundle_methods: ClassVar[tuple[str, ...]] = ()
+    # what an explicit ``--method`` needs, for the error message
+    needs: ClassVar[str] = ""
+    # offered as ``adapt --method`` (False: only chosen by the runtime, e.g. ``fixed``)
+    selectable: ClassVar[bool] = True
     # ---- how sessions and ``run`` use it ----
-    online: ClassVar[bool] = False  # adapts within a rollout: ``run`` without a session's state
-    # acts in adapt mode
-    same_task: ClassVar[bool] = False  # every adaptation rollout gets the same task (candidates
-    # compared by return)
-    warmup_oracle: ClassVar[bool] = False  # without a privileged encoder, the oracle column is
-    # this rule after W warm-up rollouts
+    # adapts within a rollout: ``run`` acts in adapt mode even without a session's state
+    online: ClassVar[bool] = False
+    # every adaptation rollout gets the same task (candidates compared by their returns)
+    same_task: ClassVar[bool] = False
+    # without a privileged encoder, this rule after W warm-up rollouts is the oracle column
+    warmup_oracle: ClassVar[bool] = False
 
     @classmethod
     def create(cls, bundle: Bundle, *, rollouts: int = 5, seed: int = 0) -> Adapter:
