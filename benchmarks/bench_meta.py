@@ -128,8 +128,8 @@ def _robot_adapt(algo: MAML, cfg: TrainConfig, ro: Rollouts) -> float:
     import numpy as np
 
     from robot_meta.export.exporter import ExportInfo, export_bundle
+    from robot_meta.runtime.adapters.gradient_adapter import GradientAdapter
     from robot_meta.runtime.bundle import load_bundle
-    from robot_meta.runtime.gradient_adapter import GradientAdapter
 
     with tempfile.TemporaryDirectory(prefix="bench_meta_") as tmp:
         f = algo.export_fields()

@@ -49,7 +49,7 @@ def test_session_flash_and_task_code_import_without_training_stack() -> None:
     and the task code it builds observations with."""
     run_blocked("""
         import robot_meta.runtime.session, robot_meta.runtime.flash, robot_meta.runtime.rollout
-        import robot_meta.runtime.reset, robot_meta.runtime.report, robot_meta.runtime.latent_search
+        import robot_meta.runtime.reset, robot_meta.runtime.report, robot_meta.runtime.adapters.latent_search
         import robot_meta.launch.cmd_adapt, robot_meta.launch.cmd_flash, robot_meta.launch.cmd_run
         import robot_meta.sim.randomize  # --oracle-params parsing
         from robot_meta.sim.robots import get_robot

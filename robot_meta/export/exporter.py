@@ -13,10 +13,7 @@ is written to a temporary sibling and renamed into place, so a failed export lea
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from robot_meta.export.bundle_writer import BundleWriter
+from robot_meta.export.manifest import FORMAT_VERSION, ROLES, FileEntry, Manifest
 from robot_meta.export.onnx_export import ExportError, RoleIO, export_onnx, wrap
-from robot_meta.runtime.manifest import FORMAT_VERSION, MANIFEST, ROLES, FileEntry, Manifest, sha256_file
 
 FILE_NAMES = {"policy": "policy.onnx", "history_encoder": "encoder.onnx",
               "posterior_encoder": "encoder.onnx", "privileged_encoder": "privileged_encoder.onnx",
@@ -228,17 +226,12 @@ def build_manifest(info: ExportInfo, files: dict[str, FileEntry]) -> Manifest:
 
 def export_bundle(modules: dict[str, nn.Module], info: ExportInfo, out_dir: str | Path, *,
                   record: SimRecord | None = None, overwrite: bool = False, seed: int = 0) -> Manifest:
-    """Export, verify and write a bundle to ``out_dir`` (atomically). Returns its manifest."""
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists; choose another -o directory or pass --force")
+    """Export, verify and write a bundle to ``out_dir`` (atomically, through
+    :class:`~robot_meta.export.bundle_writer.BundleWriter`). Returns its manifest."""
+    writer = BundleWriter(out_dir, overwrite=overwrite)
     rec = record or record_sim(info.robot, info.family, info.task, seed=seed)
     rng = np.random.default_rng(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        files: dict[str, FileEntry] = {}
+    with writer:
         for name, module in modules.items():
             role = _role_of(name, module)
             io = _role_io(role, module, info, rec, rng)
@@ -250,23 +243,9 @@ def export_bundle(modules: dict[str, nn.Module], info: ExportInfo, out_dir: str 
                     "robot_meta.history_length": str(info.history_length),
                     "robot_meta.task": info.task, "robot_meta.family": info.family,
                     "robot_meta.inputs": ",".join(io.names), "robot_meta.outputs": ",".join(io.outputs)}
-            precision = export_onnx(wrapped, io, tmp / fname, meta)
-            shapes = {n: ["batch", *x.shape[1:]] for n, x in zip(io.names, io.parity[0], strict=True)}
-            files[fname] = FileEntry(sha256=sha256_file(tmp / fname), role=role, inputs=shapes,
-                                     outputs={n: [] for n in io.outputs}, precision=precision)
-        manifest = build_manifest(info, files)
-        (tmp / MANIFEST).write_text(manifest.to_json())
-        for p in tmp.iterdir():  # no stray external-data files may hide in a bundle
-            if p.name != MANIFEST and p.name not in files:
-                raise ExportError(f"unexpected file {p.name} in the export (external data?)")
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-        return manifest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            precision = export_onnx(wrapped, io, writer.path(fname), meta)
+            shapes: dict[str, list[int | str]] = {
+                n: ["batch", *x.shape[1:]] for n, x in zip(io.names, io.parity[0], strict=True)}
+            writer.add_file(fname, role=role, inputs=shapes, outputs={n: [] for n in io.outputs},
+                            precision=precision)
+        return writer.commit(build_manifest(info, {}))

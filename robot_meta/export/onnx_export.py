@@ -3,7 +3,7 @@ check them, and compare them with torch in onnxruntime.
 
 Every deployment module owns an ONNX-friendly ``forward`` on raw inputs (the observation
 normalizer, action scaling and clipping inside). This module only wraps it with the fixed
-input and output names of its role (see ``robot_meta.runtime.manifest.ROLES``).
+input and output names of its role (see ``robot_meta.export.manifest.ROLES``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ import onnx
 import torch
 from torch import nn
 
-from robot_meta.errors import UserError
+from robot_meta.export.bundle_writer import ExportError
 
 OPSET = 18
 PARITY_ATOL = 1e-5
 
-
-class ExportError(UserError):
-    """The export failed a check (ONNX checker or torch/onnxruntime parity); nothing was written."""
+__all__ = ["OPSET", "PARITY_ATOL", "ExportError", "RoleIO", "check_parity", "export_onnx", "wrap"]
 
 
 class _Policy(nn.Module):

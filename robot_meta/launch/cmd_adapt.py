@@ -61,11 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from robot_meta.runtime.session import AdaptationSession, SessionSpec
 
     cfg = load_config(args)
-    for name in ("rollouts", "eval_rollouts"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.episode_steps < 0 or args.oracle_warmup < 0:
-        raise UserError("--episode-steps and --oracle-warmup must be >= 0")
     if args.resume and args.session:
         raise UserError("give either --resume SESSION or --session DIR, not both")
     spec = SessionSpec(method=args.method, rollouts=args.rollouts, eval_rollouts=args.eval_rollouts,

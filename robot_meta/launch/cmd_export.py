@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_meta.errors import UserError
 
     if args.keygen:
-        from robot_meta.runtime.signing import generate_key
+        from robot_meta.export.signing import generate_key
 
         if Path(args.keygen).exists():
             raise UserError(f"{args.keygen} exists; choose a new path for the key")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = export_bundle(modules, info, args.out, overwrite=args.force, seed=cfg.run.seed)
     signer = None
     if args.sign:
-        from robot_meta.runtime.signing import sign_bundle
+        from robot_meta.export.signing import sign_bundle
 
         signer = sign_bundle(args.out, args.sign)
     if args.json:

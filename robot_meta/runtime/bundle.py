@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_meta.runtime.manifest import ROLES, BundleError, Manifest
+from robot_meta.export.manifest import ROLES, BundleError, Manifest
 
 
 def _session(path: Path, threads: int):  # type: ignore[no-untyped-def]

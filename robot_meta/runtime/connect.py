@@ -9,8 +9,8 @@ import dataclasses
 from typing import Any
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import Manifest
 from robot_meta.hardware.hardware_map import HardwareMap, load_hardware_map
-from robot_meta.runtime.manifest import Manifest
 from robot_meta.runtime.robot_config import RobotConfig
 
 

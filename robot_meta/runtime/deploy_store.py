@@ -5,23 +5,23 @@
     <deploy_dir>/deployments.jsonl         append-only record of installs and rollbacks
     <deploy_dir>/adapted/                  the adaptation state that `run` uses (from `adapt`)
 
-Installing copies into a temporary directory, verifies the copy's hashes, renames it into
-``bundles/`` and then swaps the ``current`` symlink with an atomic rename, so a crash at any
-point leaves either the old version or the new one active.
+Installing copies the bundle through the one bundle writer
+(:func:`robot_meta.export.bundle_writer.copy_bundle`: a temporary directory, the copy verified,
+renamed into ``bundles/``) and then swaps the ``current`` symlink with an atomic rename, so a
+crash at any point leaves either the old version or the new one active.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from robot_meta.errors import UserError
+from robot_meta.export.bundle_writer import copy_bundle
+from robot_meta.export.manifest import Manifest, manifest_sha
 from robot_meta.runtime.atomic import append_line, fsync_dir, read_lines
-from robot_meta.runtime.manifest import MANIFEST, Manifest, sha256_file
 
 
 class DeployError(UserError):
@@ -72,17 +72,8 @@ class DeployStore:
         manifest.verify_files(src)
         self.bundles.mkdir(parents=True, exist_ok=True)
         n = len(self.versions()) + 1
-        version = f"v{n:04d}-{sha256_file(src / MANIFEST)[:8]}"  # the manifest hash names it
-        tmp = Path(tempfile.mkdtemp(prefix=".install.", dir=self.bundles))
-        try:
-            for p in src.iterdir():
-                if p.is_file():
-                    shutil.copy2(p, tmp / p.name)
-            Manifest.read(tmp).verify_files(tmp)  # the copy, not just the source, is intact
-            os.replace(tmp, self.bundles / version)
-            fsync_dir(self.bundles)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        version = f"v{n:04d}-{manifest_sha(src)[:8]}"  # the manifest hash names it
+        copy_bundle(src, self.bundles / version, overwrite=False)  # the copy is verified too
         previous = self.current()
         self._point_current(version)
         append_line(self.records, {"event": "install", "version": version, "time": time.time(),

@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import BundleError, manifest_sha, sha256_file, verify_signature
 from robot_meta.runtime.bundle import Bundle, load_bundle
 from robot_meta.runtime.connect import check_rate, hardware_map_for, open_robot
 from robot_meta.runtime.deploy_store import DeployStore
-from robot_meta.runtime.manifest import MANIFEST, BundleError, sha256_file
 from robot_meta.runtime.robot_config import RobotConfig
-from robot_meta.runtime.signing import verify_signature
 
 
 class HardwareMismatchError(UserError):
@@ -204,7 +203,7 @@ def flash(bundle_dir: str | Path, cfg: RobotConfig, *, dry_run_cycles: int = 25,
     store = DeployStore(cfg.deploy_dir)
     record = {"robot": cfg.robot, "port": cfg.port, "source": source or str(Path(bundle_dir).resolve()),
               "method": bundle.manifest.method, "task": bundle.manifest.task,
-              "manifest_sha256": sha256_file(Path(bundle_dir) / MANIFEST), "signer": signer,
+              "manifest_sha256": manifest_sha(bundle_dir), "signer": signer,
               "hardware": hardware, "dry_run": dry, "config": cfg.source,
               "calibration": cal_record}
     path = store.install(bundle_dir, record)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import Manifest
 from robot_meta.runtime.adapters import Adapter
 from robot_meta.runtime.control_loop import ControlLoop
-from robot_meta.runtime.manifest import Manifest
 
 
 @dataclass

@@ -32,11 +32,14 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import MANIFEST, manifest_sha
 from robot_meta.hardware.errors import CorruptPacketError, ServoTimeoutError, TorqueLostError
 from robot_meta.runtime.adapters import (
     Adapter,
-    PosteriorAdapter,
+    adapter_class,
+    deployed_method,
     make_adapter,
+    oracle_adapter,
     oracle_latent,
     resolve_method,
 )
@@ -44,7 +47,6 @@ from robot_meta.runtime.atomic import write_json_atomic
 from robot_meta.runtime.bundle import Bundle, load_bundle
 from robot_meta.runtime.control_loop import DeadlineStats
 from robot_meta.runtime.deploy_store import DeployStore
-from robot_meta.runtime.manifest import MANIFEST, sha256_file
 from robot_meta.runtime.robot_config import RobotConfig
 from robot_meta.runtime.session_store import SessionError, SessionStore
 
@@ -66,6 +68,14 @@ class SessionSpec:
     oracle_warmup: int = 3
     baseline: str = ""
     command: str = ""
+
+    def validate(self) -> None:
+        """Refuse counts out of range, naming the ``adapt`` option."""
+        for name, low in (("rollouts", 1), ("eval_rollouts", 1), ("episode_steps", 0),
+                          ("oracle_warmup", 0)):
+            v = getattr(self, name)
+            if v < low:
+                raise UserError(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
 
 
 @dataclass
@@ -101,10 +111,6 @@ class SessionResult:
                 "oracle": self.oracle, "robust": self.robust, "session": self.session}
 
 
-def manifest_sha(bundle_dir: Path) -> str:
-    return sha256_file(Path(bundle_dir) / MANIFEST)
-
-
 def _mean(x: list[float]) -> float | None:
     return float(np.mean(x)) if x else None
 
@@ -128,6 +134,7 @@ class AdaptationSession:
                  resume: bool = False, robot_factory: Callable[[], Any] | None = None,
                  status: Callable[[str], None] | None = None,
                  robot_kwargs: dict[str, Any] | None = None, calibration: bool = True):
+        spec.validate()  # the options given (a resumed session's own spec is checked below)
         self.cfg = cfg
         self.robot_kwargs = robot_kwargs or {}
         self.calibration = calibration
@@ -166,13 +173,11 @@ class AdaptationSession:
 
         check_rate(cfg, self.bundle.manifest)
         self.method = resolve_method(self.bundle, spec.method)
-        if spec.rollouts < 1:
-            raise UserError(f"--rollouts must be >= 1, got {spec.rollouts}")
-        if spec.eval_rollouts < 1:
-            raise UserError(f"--eval-rollouts must be >= 1, got {spec.eval_rollouts}")
+        spec.validate()
         self.spec = spec
         self.adapter = make_adapter(self.bundle, self.method, rollouts=spec.rollouts, seed=spec.seed)
         self.baseline: Bundle | None = None
+        self._robust: Adapter | None = None  # the baseline's adapter, made on first use
         if spec.baseline:
             self.baseline = load_bundle(spec.baseline, robot=cfg.robot)
             if self.baseline.manifest.task != self.bundle.manifest.task:
@@ -190,9 +195,9 @@ class AdaptationSession:
                     "baseline_sha256": manifest_sha(Path(spec.baseline)) if spec.baseline else None,
                     "true_params": self.true_params}
             self.store = SessionStore.create(root, meta)
-        for ad, name in ((self.adapter, "adapted_bundle"), (self.oracle_adapter, "oracle_bundle")):
-            if ad is not None and hasattr(ad, "out_dir"):  # gradient adaptation writes a bundle here
-                ad.out_dir = self.store.root / name
+        self.adapter.set_artifact_dir(self.store.root / "adapted_bundle")  # e.g. theta' (gradient)
+        if self.oracle_adapter is not None:
+            self.oracle_adapter.set_artifact_dir(self.store.root / "oracle_bundle")
         self.robot_factory = robot_factory
         self.status = status or (lambda msg: None)
         self.plan = self.make_plan()
@@ -203,24 +208,10 @@ class AdaptationSession:
 
         rdef, vec = load_params_file(path, robot=self.cfg.robot)
         self.true_params = params_to_dict(rdef, vec)
-        if self.bundle.privileged_encoder is not None:
-            z = oracle_latent(self.bundle, normalize_params(rdef, vec))
-            self.oracle_adapter = make_adapter(self.bundle, self.method if self.method != "latent-search"
-                                               else "rma", rollouts=self.spec.rollouts)
-            self.oracle_adapter.oracle_z = z
-        elif self.bundle.encoder is not None and self.bundle.encoder.role == "posterior_encoder":
-            self.oracle_adapter = PosteriorAdapter(self.bundle)
-        elif self.bundle.recurrent is not None:
-            self.oracle_adapter = make_adapter(self.bundle, "rl2")  # h after the warm-up rollouts
-        elif self.method == "gradient":
-            # theta' after the warm-up rollouts (there is no privileged encoder)
-            self.oracle_adapter = make_adapter(self.bundle, "gradient", seed=self.spec.seed + 1)
-        elif self.method == "context-step":
-            # z' after the warm-up rollouts
-            self.oracle_adapter = make_adapter(self.bundle, "context-step", seed=self.spec.seed + 1)
-        else:
-            raise UserError(f"--oracle-params: the {self.bundle.manifest.method} bundle has neither a "
-                            "privileged encoder nor a posterior; there is no oracle for it")
+        z = (oracle_latent(self.bundle, normalize_params(rdef, vec))
+             if self.bundle.privileged_encoder is not None else None)
+        self.oracle_adapter = oracle_adapter(self.bundle, self.method, z, rollouts=self.spec.rollouts,
+                                             seed=self.spec.seed)
 
     def make_plan(self) -> list[PlannedRollout]:
         """The rollouts of the session, in order (a pure function of the spec)."""
@@ -231,9 +222,9 @@ class AdaptationSession:
         def add(kind: str, mode: str, task: list[int], learn: bool = False) -> None:
             out.append(PlannedRollout(len(out), kind, mode, task, learn))
 
+        same_task = adapter_class(self.method).same_task  # e.g. latent search: by return
         for i in range(s.rollouts):
-            # latent search compares candidates by return: every candidate gets the same task
-            add("adapt", "adapt", [seed, 0 if self.method == "latent-search" else i], True)
+            add("adapt", "adapt", [seed, 0 if same_task else i], True)
         for j in range(s.eval_rollouts):
             add("before", "prior", [seed, 10_000 + j])
         for j in range(s.eval_rollouts):
@@ -258,9 +249,8 @@ class AdaptationSession:
             return self.oracle_adapter
         if p.kind == "robust":
             assert self.baseline is not None
-            if not hasattr(self, "_robust"):
-                self._robust = make_adapter(self.baseline, "fixed" if self.baseline.manifest.latent_dim == 0
-                                            else resolve_method(self.baseline, "auto"))
+            if self._robust is None:
+                self._robust = make_adapter(self.baseline, deployed_method(self.baseline))
             return self._robust
         return self.adapter
 
@@ -273,8 +263,9 @@ class AdaptationSession:
         ad = self.adapter_for(p)
         ad.learning = True
         ad.begin(p.mode)
-        if ad.latent_dim and len(arrays["z"]) and hasattr(ad, "_candidate") and \
-                not np.allclose(arrays["z"][0], ad.z, atol=1e-5):
+        want = ad.replayed_latent()
+        if want is not None and ad.latent_dim and len(arrays["z"]) and \
+                not np.allclose(arrays["z"][0], want, atol=1e-5):
             raise SessionError(f"{self.store.root}: rollout {p.index} was run with another latent "
                                "than this session's search replays; the session files are not "
                                "consistent with session.json")
@@ -282,8 +273,7 @@ class AdaptationSession:
 
     def save_adapted(self) -> None:
         """The adaptation state, in the session and in the deploy dir for ``run``."""
-        if hasattr(self.adapter, "publish"):  # an adapted bundle (gradient methods): run loads it
-            self.adapter.publish(self.deploy.adapted_dir / "adapted_bundle")
+        self.adapter.publish(self.deploy.adapted_dir / "adapted_bundle")  # e.g. an adapted bundle
         state = {"method": self.method, "state": self.adapter.state(),
                  "bundle_version": self.bundle_dir.name,
                  "manifest_sha256": manifest_sha(self.bundle_dir),
@@ -341,7 +331,7 @@ class AdaptationSession:
                     self.store.save_rollout(p.index, p.kind, res.arrays, summary)
                     done[p.index] = {"index": p.index, "kind": p.kind, **summary}
                     ad = self.adapter_for(p)
-                    if p.learn and hasattr(ad, "add_rollout"):  # sysid: refit on the saved rollout
+                    if p.learn:  # e.g. sysid refits on the saved rollout
                         ad.add_rollout(res.arrays)
                     if p.kind == "adapt":
                         self.save_adapted()

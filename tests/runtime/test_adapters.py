@@ -9,8 +9,8 @@ import pytest
 
 from robot_meta.errors import UserError
 from robot_meta.runtime.adapters import HistoryAdapter, PosteriorAdapter, make_adapter, resolve_method
+from robot_meta.runtime.adapters.latent_search import LatentSearch
 from robot_meta.runtime.bundle import load_bundle
-from robot_meta.runtime.latent_search import LatentSearch
 
 
 def _transitions(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, float, np.ndarray]]:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robot_meta.export.signing import SignatureError, generate_key, sign_bundle, verify_signature
 from robot_meta.runtime.deploy_store import DeployError, DeployStore
 from robot_meta.runtime.robot_config import RobotConfigError, load_robot_config
 from robot_meta.runtime.session_store import SessionStore
-from robot_meta.runtime.signing import SignatureError, generate_key, sign_bundle, verify_signature
 
 
 def test_bundled_robot_configs_and_overrides(tmp_path: Path) -> None:

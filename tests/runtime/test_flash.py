@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from robot_meta.errors import UserError
+from robot_meta.export.manifest import BundleError
+from robot_meta.export.signing import SignatureError, generate_key, sign_bundle
 from robot_meta.hardware import Emulator, ServoNotFoundError
 from robot_meta.hardware.safety import ServoLimitError
 from robot_meta.launch.cli import main
 from robot_meta.runtime.deploy_store import DeployStore
 from robot_meta.runtime.flash import HardwareMismatchError, flash
-from robot_meta.runtime.manifest import BundleError
-from robot_meta.runtime.signing import SignatureError, generate_key, sign_bundle
 from tests.runtime.helpers import config, robot_toml
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from robot_meta.runtime.adapters.gradient_adapter import GradientAdapter
 from robot_meta.runtime.bundle import load_bundle
-from robot_meta.runtime.gradient_adapter import GradientAdapter
 
 
 def run_rollout(ad: GradientAdapter, seed: int, T: int = 40) -> dict[str, np.ndarray]:

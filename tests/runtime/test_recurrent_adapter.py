@@ -12,8 +12,8 @@ import torch
 
 from robot_meta.errors import UserError
 from robot_meta.runtime.adapters import make_adapter, resolve_method
+from robot_meta.runtime.adapters.recurrent_adapter import RecurrentAdapter
 from robot_meta.runtime.bundle import load_bundle
-from robot_meta.runtime.recurrent_adapter import RecurrentAdapter
 from tests.bundle_fixtures import RL2_HIDDEN, F
 
 

@@ -18,14 +18,23 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.runtime.adapters import Adapter, oracle_latent
+from robot_meta.runtime.adapters.adapter import Adapter, oracle_latent
+from robot_meta.runtime.adapters.registry import register_adapter
 from robot_meta.runtime.bundle import Bundle
 
 
+@register_adapter
 class SysidAdapter(Adapter):
     """z = mu(identified factors), refitted after every adaptation rollout."""
 
     kind = "sysid"
+    method = "sysid"
+
+    @classmethod
+    def check_bundle(cls, bundle: Bundle) -> None:
+        if bundle.privileged_encoder is None:
+            raise UserError(f"--method sysid needs a bundle with a privileged encoder mu(e) (rma); "
+                            f"this one is {bundle.manifest.method}")
 
     def __init__(self, bundle: Bundle, max_iters: int = 15):
         super().__init__(bundle)
@@ -41,6 +50,7 @@ class SysidAdapter(Adapter):
         self.z_prior = oracle_latent(bundle, normalize_params(self.robot,
                                                               nominal_params(self.robot)))
         self.z = self.z_prior.copy()
+        self._z_adapted: np.ndarray | None = None  # mu(identified factors), after a fit
         self.recordings: list[Any] = []
         self.factors: dict[str, float] = {}
         self.unidentified: dict[str, str] = {}
@@ -53,7 +63,7 @@ class SysidAdapter(Adapter):
             assert self.oracle_z is not None
             self.z = self.oracle_z
         elif mode == "adapt":
-            self.z = self._z_adapted if hasattr(self, "_z_adapted") else self.z_prior
+            self.z = self._z_adapted if self._z_adapted is not None else self.z_prior
 
     def add_rollout(self, arrays: dict[str, np.ndarray]) -> None:
         """Fold one adaptation rollout (its joint readings and the actions sent) in and refit."""

@@ -12,9 +12,10 @@ critic). A session:
   was really drawn from (the policy gradient needs exploration; the importance weights need the
   true behaviour density; the safety layer still clamps what reaches the motors);
 * after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch, and
-  writes an *adapted bundle*: the same ONNX graph with the actor's weights replaced, a manifest
-  with the new hash and the adaptation's provenance; evaluation rollouts and ``robot-meta run``
-  act deterministically with it through onnxruntime.
+  writes an *adapted bundle* through the exporter and its one write transaction
+  (:mod:`robot_meta.export.bundle_writer`): pi_theta' exported and checked as at export, a
+  manifest with the new hash and the adaptation's provenance; evaluation rollouts and
+  ``robot-meta run`` act deterministically with it through onnxruntime.
 
 Adapting needs torch and onnx on the host that runs the session (``pip install
 'robot-meta[train]'``); running the adapted bundle does not.
@@ -22,9 +23,6 @@ Adapting needs torch and onnx on the host that runs the session (``pip install
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.runtime.adapters import Adapter
+from robot_meta.export.manifest import manifest_sha
+from robot_meta.runtime.adapters.adapter import Adapter
+from robot_meta.runtime.adapters.registry import register_adapter
 from robot_meta.runtime.bundle import Bundle, Policy, load_bundle
-from robot_meta.runtime.manifest import MANIFEST, sha256_file
 
 ACTOR_PREFIX = "m.actor."  # initializer names of the actor's weights in an exported policy
 # (the robot rebuilds pi_theta from them and checks the result against onnxruntime)
@@ -54,62 +53,19 @@ def _need_torch() -> Any:
     return torch
 
 
-def policy_graph(ac: Any, template: Any) -> Any:
-    """The ONNX graph of clip(mu(norm(o)), -1, 1) for an MLP actor, with the template's IO names,
-    opset, IR version and metadata: obs -> Sub(mean) -> Div(sqrt(var + eps)) -> Clip(+-c) ->
-    [Gemm -> Elu]* -> Gemm -> Clip(+-1). Building it directly takes milliseconds (a dynamo
-    export takes seconds) and needs no exporter on the robot host."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    def const(name: str, x: Any) -> Any:
-        return numpy_helper.from_array(np.asarray(x, dtype=np.float32), name)
-
-    norm = ac.obs_norm
-    inits = [
-        const("obs_mean", norm.mean.detach().numpy()),
-        const("obs_std", np.sqrt(norm.var.detach().numpy() + norm.eps)),
-        const("obs_lo", -norm.clip),
-        const("obs_hi", norm.clip),
-        const("act_lo", -1.0),
-        const("act_hi", 1.0),
-    ]
-    nodes = [
-        helper.make_node("Sub", ["obs", "obs_mean"], ["centered"]),
-        helper.make_node("Div", ["centered", "obs_std"], ["scaled"]),
-        helper.make_node("Clip", ["scaled", "obs_lo", "obs_hi"], ["h0"]),
-    ]
-    linears = [m for m in ac.actor if isinstance(m, __import__("torch").nn.Linear)]
-    x = "h0"
-    for i, lin in enumerate(linears):
-        w, b = f"{ACTOR_PREFIX}{2 * i}.weight", f"{ACTOR_PREFIX}{2 * i}.bias"
-        inits += [const(w, lin.weight.detach().numpy()), const(b, lin.bias.detach().numpy())]
-        nodes.append(helper.make_node("Gemm", [x, w, b], [f"lin{i}"], transB=1))
-        x = f"lin{i}"
-        if i < len(linears) - 1:
-            nodes.append(helper.make_node("Elu", [x], [f"h{i + 1}"], alpha=1.0))
-            x = f"h{i + 1}"
-    nodes.append(helper.make_node("Clip", [x, "act_lo", "act_hi"], ["action"]))
-    n_o, n_a = linears[0].weight.shape[1], linears[-1].weight.shape[0]
-    graph = helper.make_graph(
-        nodes,
-        "policy",
-        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", n_o])],
-        [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", n_a])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=list(template.opset_import))
-    model.ir_version = template.ir_version
-    for p in template.metadata_props:
-        model.metadata_props.add(key=p.key, value=p.value)
-    onnx.checker.check_model(model)
-    return model
-
-
+@register_adapter
 class GradientAdapter(Adapter):
     """theta' = adapt(theta, rollouts) after every adaptation rollout (see the module doc)."""
 
     kind = "gradient"
+    method = "gradient"
+    bundle_methods = ("maml", "fomaml", "reptile")
+    needs = "a maml, fomaml or reptile bundle (a policy-gradient adaptation rule)"
+    warmup_oracle = True  # theta' after the warm-up rollouts (there is no privileged encoder)
+
+    @classmethod
+    def create(cls, bundle: Bundle, *, rollouts: int = 5, seed: int = 0) -> GradientAdapter:
+        return cls(bundle, seed=seed)
 
     def __init__(self, bundle: Bundle, seed: int = 0):
         super().__init__(bundle)
@@ -283,16 +239,20 @@ class GradientAdapter(Adapter):
 
     # ---- the adapted bundle ---------------------------------------------------------------------
     def write_adapted(self, out: Path) -> None:
-        """Write pi_theta' as an ONNX policy with the same inputs, outputs, opset and metadata as
-        the bundle's (built directly: ``policy_graph``), verified like an export (onnx.checker,
-        parity with torch <= 1e-5 on this session's observations and on random ones); write the
-        adapted bundle to ``out`` atomically (a temp dir renamed into place) and open it."""
+        """Write pi_theta' as the bundle's policy and open it. The export is the exporter's
+        (:func:`~robot_meta.export.onnx_export.export_onnx`: the same graph inputs, outputs,
+        opset and metadata, onnx.checker full check, parity with torch <= 1e-5 on this session's
+        observations and on random ones), and the write is the one bundle transaction
+        (:class:`~robot_meta.export.bundle_writer.BundleWriter`: hashes, manifest, verified as
+        the robot loads it, renamed into place atomically)."""
         import copy
+        import dataclasses
 
         torch = _need_torch()
         import onnx
 
-        from robot_meta.export.onnx_export import RoleIO, check_parity, wrap
+        from robot_meta.export.bundle_writer import BundleWriter
+        from robot_meta.export.onnx_export import RoleIO, export_onnx, wrap
 
         assert self.policy is not None and self._params is not None
         ac, _ = self.model()
@@ -307,47 +267,38 @@ class GradientAdapter(Adapter):
         io = RoleIO(
             ("obs",), ("action",), (obs[:2],), [(obs.numpy(),), (rand.numpy(),)], {"obs": {0: "batch"}}
         )
-        src = self.bundle.path
+        m = self.bundle.manifest
         pname = self.policy.path.name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            template = onnx.load(str(self.policy.path))
-            model = policy_graph(adapted, template)
-            model.metadata_props.add(key="robot_meta.adapted_rollouts", value=str(len(self.rollouts)))
-            onnx.save(model, str(tmp / pname))
-            onnx.checker.check_model(str(tmp / pname), full_check=True)
-            check_parity(wrap("policy", adapted, 0), tmp / pname, io)
-            manifest = json.loads((src / MANIFEST).read_text())
-            entry = manifest["files"][pname]
-            entry["sha256"] = sha256_file(tmp / pname)
-            manifest["files"] = {pname: entry}  # the adapted policy alone
-            manifest.setdefault("extra", {})["adapted"] = {
-                "from_bundle": str(src),
-                "from_manifest_sha256": sha256_file(src / MANIFEST),
+        template = onnx.load(str(self.policy.path))  # the metadata the exporter gave theta's graph
+        meta = {p.key: p.value for p in template.metadata_props}
+        meta["robot_meta.adapted_rollouts"] = str(len(self.rollouts))
+        entry = m.files[pname]
+        with BundleWriter(out, overwrite=True) as w:
+            precision = export_onnx(wrap("policy", adapted, 0), io, w.path(pname), meta)
+            w.add_file(pname, role=entry.role, inputs=entry.inputs, outputs=entry.outputs,
+                       precision=precision)
+            extra = {**m.extra, "adapted": {
+                "from_bundle": str(self.bundle.path),
+                "from_manifest_sha256": manifest_sha(self.bundle.path),
                 "rollouts": len(self.rollouts),
                 "returns": self.returns,
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            load_bundle(tmp)  # hashes verified, the graph loads
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            }}
+            w.commit(dataclasses.replace(m, extra=extra))  # the adapted policy alone
         self.adapted = load_bundle(out).policy
         self.adapted_dir = out
 
+    def set_artifact_dir(self, path: Path) -> None:
+        """Write the adapted bundle at ``path`` (in the session directory)."""
+        self.out_dir = path
+
     def publish(self, dest: Path) -> None:
-        """Copy the adapted bundle to ``dest`` (the deploy dir, for ``run``), atomically."""
+        """Copy the adapted bundle to ``dest`` (the deploy dir, for ``run``), verified and
+        atomically (:func:`~robot_meta.export.bundle_writer.copy_bundle`)."""
+        from robot_meta.export.bundle_writer import copy_bundle
+
         if self.adapted_dir is None or self.adapted_dir == dest:
             return
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(self.adapted_dir, tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        copy_bundle(self.adapted_dir, dest)
         self.adapted_dir = dest
         self.adapted = load_bundle(dest).policy
 

@@ -25,16 +25,30 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.runtime.adapters import Adapter
+from robot_meta.runtime.adapters.adapter import Adapter
+from robot_meta.runtime.adapters.registry import register_adapter
 from robot_meta.runtime.bundle import Bundle
 
 MIN_ROLLOUTS = 5
 
 
+@register_adapter
 class LatentSearch(Adapter):
     """Cross-entropy search over z (see the module docstring)."""
 
     kind = "latent-search"
+    method = "latent-search"
+    same_task = True  # candidates are compared by return: every one gets the same task
+
+    @classmethod
+    def create(cls, bundle: Bundle, *, rollouts: int = 5, seed: int = 0) -> LatentSearch:
+        return cls(bundle, rollouts=rollouts, seed=seed)
+
+    @classmethod
+    def check_bundle(cls, bundle: Bundle) -> None:
+        if bundle.manifest.latent_dim == 0:
+            raise UserError(f"--method latent-search needs a policy with a latent z; this "
+                            f"{bundle.manifest.method} bundle has none")
 
     def __init__(self, bundle: Bundle, rollouts: int = MIN_ROLLOUTS, seed: int = 0,
                  population: int | None = None, elite_fraction: float = 0.3):
@@ -96,6 +110,11 @@ class LatentSearch(Adapter):
             assert self.oracle_z is not None
             self._candidate = None
             self.z = self.oracle_z
+
+    def replayed_latent(self) -> np.ndarray:
+        """The candidate the plan gives this rollout (seeded draws): a replayed rollout must
+        have been run with it."""
+        return self.z
 
     def end(self, ret: float) -> None:
         if self.mode != "adapt" or self._candidate is None:

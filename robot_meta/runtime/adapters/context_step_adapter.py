@@ -17,15 +17,25 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.runtime.adapters import Adapter
+from robot_meta.runtime.adapters.adapter import Adapter
+from robot_meta.runtime.adapters.registry import register_adapter
 from robot_meta.runtime.bundle import Bundle
 from robot_meta.runtime.context_step import ContextStep
 
 
+@register_adapter
 class ContextStepAdapter(Adapter):
     """z' = adapt(z0, adaptation transitions); z fixed within a rollout (module docstring)."""
 
     kind = "context-step"
+    method = "context-step"
+    bundle_methods = ("cavia",)
+    needs = "a cavia bundle (a context step on a dynamics loss)"
+    warmup_oracle = True  # z' after the warm-up rollouts
+
+    @classmethod
+    def create(cls, bundle: Bundle, *, rollouts: int = 5, seed: int = 0) -> ContextStepAdapter:
+        return cls(bundle, seed=seed)
 
     def __init__(self, bundle: Bundle, seed: int = 0):
         super().__init__(bundle)

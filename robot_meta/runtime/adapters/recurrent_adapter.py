@@ -20,15 +20,21 @@ from typing import Any
 import numpy as np
 
 from robot_meta.errors import UserError
-from robot_meta.runtime.adapters import Adapter
+from robot_meta.runtime.adapters.adapter import Adapter
+from robot_meta.runtime.adapters.registry import register_adapter
 from robot_meta.runtime.bundle import Bundle, RecurrentPolicy
 
 
+@register_adapter
 class RecurrentAdapter(Adapter):
     """RL2: the GRU hidden state carried across rollouts is the adaptation state."""
 
     kind = "recurrent"
     uses_policy = False  # the bundle has a recurrent_policy instead of a policy
+    method = "rl2"
+    bundle_methods = ("rl2",)
+    needs = "an rl2 bundle (recurrent policy)"
+    warmup_oracle = True  # h after the warm-up rollouts
 
     def __init__(self, bundle: Bundle):
         super().__init__(bundle)
