@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robot_meta.export.manifest import BundleError
 from robot_meta.launch.cli import main
 from robot_meta.launch.emulator_process import EmulatorProcess
 from robot_meta.robot_registry import unregister_robot
 from robot_meta.runtime.bundle import load_bundle
-from robot_meta.runtime.manifest import BundleError
 from robot_meta.runtime.session_store import SessionStore
 from tests.runtime.helpers import cli
 
