@@ -68,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{r['minutes']}")
         return 0
 
-    import tomllib
-
-    from robot_meta.learn.config import config_from_dict, load_config
+    from robot_meta.learn.config import load_config
     from robot_meta.learn.trainer import CONFIG_NAME, Trainer
 
     if args.resume:
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         saved = out / CONFIG_NAME
         if not saved.is_file():
             raise UserError(f"{out}: nothing to resume (no {CONFIG_NAME})")
-        cfg = config_from_dict(tomllib.loads(saved.read_text()), str(saved))
+        cfg = load_config(saved)
         if args.launch:
             new = load_config(args.launch)
             if (new.run.robot, new.run.algorithm) != (cfg.run.robot, cfg.run.algorithm):

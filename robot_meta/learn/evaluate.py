@@ -17,7 +17,7 @@ from robot_meta.errors import UserError
 from robot_meta.learn.agent import Agent
 from robot_meta.learn.algorithms.base import Algorithm
 from robot_meta.learn.checkpoint import FILENAME, load_checkpoint
-from robot_meta.learn.config import TrainConfig, config_from_dict
+from robot_meta.learn.config import TrainConfig, load_config
 from robot_meta.learn.trainer import CONFIG_NAME, build_algorithm, derive_seed
 from robot_meta.sim.robots.robot_def import get_robot
 
@@ -43,13 +43,11 @@ def ci95(x: np.ndarray) -> dict[str, Any]:
 
 def load_run(run_dir: str | Path, device: torch.device | None = None) -> tuple[TrainConfig, Algorithm]:
     """The resolved config and the trained algorithm of a run directory."""
-    import tomllib
-
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG_NAME
     if not cfg_path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG_NAME}); train one with robot-meta train")
-    cfg = config_from_dict(tomllib.loads(cfg_path.read_text()), str(cfg_path))
+    cfg = load_config(cfg_path)
     ck = load_checkpoint(run_dir / FILENAME, algorithm=cfg.run.algorithm, robot=cfg.run.robot)
     algo = build_algorithm(cfg, device or torch.device("cpu"))
     algo.load_state_dict(ck["state"])

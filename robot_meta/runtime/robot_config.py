@@ -1,4 +1,5 @@
-"""``robot.toml``: how to reach one physical (or emulated) robot and where to deploy on it.
+"""A robot config: how to reach one physical (or emulated) robot and where to deploy on it
+(not the robot folder's ``robot.toml``, which describes the robot itself).
 
     robot = "arm2"                       # a registered robot, or a robot folder (relative path ok)
     port = "/dev/ttyUSB0"                # a device path or a pyserial URL (socket://127.0.0.1:PORT)
@@ -19,14 +20,13 @@ Every command that takes ``--robot`` accepts a config path, the name of a bundle
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from robot_meta.errors import UserError
 from robot_meta.hardware.hardware_map import load_hardware_map
 from robot_meta.robot_registry import ROBOT_FILE, UnknownRobotError, robot_folder, robot_name, robot_names
+from robot_meta.toml_config import from_dict, read_toml
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "launch" / "robots"
 
@@ -67,10 +67,35 @@ class RobotConfig:
         )
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "robot": str, "port": str, "baud": int, "deploy_dir": str, "control_hz": (int, float),
-    "watchdog_ms": int, "calibration": str, "trusted_keys": list, "motor_ids": dict,
-}
+@dataclass
+class RobotConfigFile:
+    """The keys of a robot config file, as written (loaded by :mod:`robot_meta.toml_config`)."""
+
+    robot: str
+    port: str
+    baud: int = 1_000_000
+    deploy_dir: str = ""  # default ~/.robot_meta/<robot>; relative to the file
+    control_hz: float = 50.0
+    watchdog_ms: int = 100
+    calibration: str = ""
+    trusted_keys: list[str] = field(default_factory=list)
+    motor_ids: dict[str, int] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        if self.baud <= 0:
+            raise RobotConfigError(f"{where}.baud: must be positive, got {self.baud}")
+        if not 1.0 <= self.control_hz <= 2000.0:
+            raise RobotConfigError(f"{where}.control_hz: must lie in [1, 2000], got {self.control_hz}")
+        if not 20 <= self.watchdog_ms <= 2540:
+            raise RobotConfigError(f"{where}.watchdog_ms: must lie in [20, 2540] (20 ms units), "
+                                   f"got {self.watchdog_ms}")
+        for joint, mid in self.motor_ids.items():
+            if not 0 <= mid <= 252:
+                raise RobotConfigError(f"{where}.motor_ids.{joint}: must be an integer ID in [0, 252]")
+        for i, k in enumerate(self.trusted_keys):
+            if len(k) != 64 or any(c not in "0123456789abcdef" for c in k.lower()):
+                raise RobotConfigError(f"{where}.trusted_keys[{i}]: expected a 64-hex-digit ed25519 "
+                                       "public key (as printed by `robot-meta export --sign`)")
 
 
 def load_robot_config(name_or_path: str | Path) -> RobotConfig:
@@ -88,53 +113,25 @@ def load_robot_config(name_or_path: str | Path) -> RobotConfig:
     if not p.exists():
         raise RobotConfigError(f"{name_or_path}: no such robot config; give a robot config path, "
                                f"a robot folder, or a known robot ({', '.join(robot_names())})")
-    try:
-        data: dict[str, Any] = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise RobotConfigError(f"{p}: malformed TOML: {e}") from e
+    data = read_toml(p, RobotConfigError)
     if "joints" in data and p.name == ROBOT_FILE:  # a robot folder's robot.toml: the folder
         return load_robot_config(p.parent)
-    unknown = sorted(set(data) - set(_TYPES))
-    if unknown:
-        raise RobotConfigError(f"{p}: unknown key(s) {unknown}; allowed: {', '.join(_TYPES)}")
-    for key, typ in _TYPES.items():
-        if key in data and (not isinstance(data[key], typ) or isinstance(data[key], bool)):
-            raise RobotConfigError(f"{p}: {key}: expected {getattr(typ, '__name__', 'a number')}, "
-                                   f"got {type(data[key]).__name__} {data[key]!r}")
-    for key in ("robot", "port"):
-        if key not in data:
-            raise RobotConfigError(f"{p}: missing `{key}`")
+    f = from_dict(RobotConfigFile, data, str(p), RobotConfigError)
     try:  # a robot folder path is relative to the config file
-        data["robot"] = robot_name(data["robot"], base=p.parent)
+        robot = robot_name(f.robot, base=p.parent)
     except UnknownRobotError as e:
-        raise RobotConfigError(f"{p}: robot: {e}") from e
-    hw = load_hardware_map(data["robot"])
-    ids = data.get("motor_ids", {})
-    for joint, mid in ids.items():
+        raise RobotConfigError(f"{p}.robot: {e}") from e
+    hw = load_hardware_map(robot)
+    for joint in f.motor_ids:
         if joint not in hw.joint_names:
-            raise RobotConfigError(f"{p}: motor_ids.{joint}: robot {data['robot']!r} has no such "
+            raise RobotConfigError(f"{p}.motor_ids.{joint}: robot {robot!r} has no such "
                                    f"joint; joints: {', '.join(hw.joint_names)}")
-        if not isinstance(mid, int) or not 0 <= mid <= 252:
-            raise RobotConfigError(f"{p}: motor_ids.{joint}: must be an integer ID in [0, 252]")
-    if "baud" in data and data["baud"] <= 0:
-        raise RobotConfigError(f"{p}: baud: must be positive, got {data['baud']}")
-    if "control_hz" in data and not 1.0 <= data["control_hz"] <= 2000.0:
-        raise RobotConfigError(f"{p}: control_hz: must lie in [1, 2000], got {data['control_hz']}")
-    if "watchdog_ms" in data and not 20 <= data["watchdog_ms"] <= 2540:
-        raise RobotConfigError(f"{p}: watchdog_ms: must lie in [20, 2540] (20 ms units), "
-                               f"got {data['watchdog_ms']}")
-    keys = data.get("trusted_keys", [])
-    for i, k in enumerate(keys):
-        if not isinstance(k, str) or len(k) != 64 or any(c not in "0123456789abcdef" for c in k.lower()):
-            raise RobotConfigError(f"{p}: trusted_keys[{i}]: expected a 64-hex-digit ed25519 "
-                                   "public key (as printed by `robot-meta export --sign`)")
-    deploy = data.get("deploy_dir", f"~/.robot_meta/{data['robot']}")
-    deploy_path = Path(deploy).expanduser()
+    deploy_path = Path(f.deploy_dir or f"~/.robot_meta/{robot}").expanduser()
     if not deploy_path.is_absolute():
         deploy_path = (p.parent / deploy_path).resolve()
     return RobotConfig(
-        robot=data["robot"], port=data["port"], baud=data.get("baud", 1_000_000),
-        deploy_dir=deploy_path, control_hz=float(data.get("control_hz", 50.0)),
-        watchdog_ms=data.get("watchdog_ms", 100), calibration=data.get("calibration", ""),
-        trusted_keys=tuple(k.lower() for k in keys), motor_ids=dict(ids), source=str(p),
+        robot=robot, port=f.port, baud=f.baud, deploy_dir=deploy_path, control_hz=f.control_hz,
+        watchdog_ms=f.watchdog_ms, calibration=f.calibration,
+        trusted_keys=tuple(k.lower() for k in f.trusted_keys), motor_ids=dict(f.motor_ids),
+        source=str(p),
     )

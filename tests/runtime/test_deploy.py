@@ -25,10 +25,11 @@ def test_bundled_robot_configs_and_overrides(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("body, needle", [
-    ('robot = "arm2"\n', "missing `port`"),
-    ('robot = "arm3"\nport = "x"\n', "robot: unknown robot 'arm3'"),
-    ('robot = "arm2"\nport = "x"\nbaud = "fast"\n', "baud: expected int"),
-    ('robot = "arm2"\nport = "x"\ncolor = 1\n', "unknown key(s) ['color']"),
+    ('robot = "arm2"\n', ".port: missing (required)"),
+    ('robot = "arm3"\nport = "x"\n', ".robot: unknown robot 'arm3'"),
+    ('robot = "arm2"\nport = "x"\nbaud = "fast"\n', ".baud: expected an integer"),
+    ('robot = "arm2"\nport = "x"\ncolor = 1\n', ".color: unknown key"),
+    ('robot = "arm2"\nport = "x"\nbuad = 57600\n', ".buad: unknown key; did you mean 'baud'?"),
     ('robot = "arm2"\nport = "x"\n[motor_ids]\nwrist = 3\n', "motor_ids.wrist"),
     ('robot = "arm2"\nport = "x"\ntrusted_keys = ["abc"]\n', "trusted_keys[0]"),
     ('robot = "arm2"\nport = "x"\nwatchdog_ms = 5\n', "watchdog_ms"),

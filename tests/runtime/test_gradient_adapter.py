@@ -43,6 +43,8 @@ def test_adaptation_matches_the_training_rule_and_writes_a_verified_bundle(
     ad = GradientAdapter(load_bundle(path), seed=1)
     ad.out_dir = tmp_path / "adapted"
     arrays = [run_rollout(ad, s) for s in range(3)]
+    assert not (tmp_path / "adapted").exists()  # adaptation rollouts act with theta: no export yet
+    assert ad.adapted_bundle() == tmp_path / "adapted"
     b = load_bundle(tmp_path / "adapted")  # hashes verified
     assert b.manifest.extra["adapted"]["rollouts"] == 3
 
@@ -91,6 +93,7 @@ def test_adaptation_matches_the_training_rule_and_writes_a_verified_bundle(
     for arr in arrays:
         replayed.begin("adapt")
         replayed.replay(arr, float(arr["reward"].sum()))
+    replayed.adapted_bundle()
     np.testing.assert_allclose(
         load_bundle(tmp_path / "replayed").policy.act(probe), b.policy.act(probe), atol=1e-6
     )
@@ -110,6 +113,7 @@ def test_a_bundle_that_adapts_the_output_bias_shifts_every_action_by_one_offset(
     probe = np.asarray(ad.spec["obs_mean"]) + np.random.default_rng(9).normal(
         0, 0.3, (16, len(ad.spec["obs_mean"]))
     )
+    ad.adapted_bundle()
     before, after = load_bundle(path).policy.act(probe), load_bundle(tmp_path / "adapted").policy.act(probe)
     inside = (np.abs(before) < 0.9).all(1) & (np.abs(after) < 0.9).all(1)  # away from the +-1 clip
     assert inside.sum() >= 8
@@ -165,4 +169,5 @@ def test_a_non_finite_step_keeps_the_previous_policy(maml_bundle: tuple[Path, An
     with pytest.warns(RuntimeWarning, match="not finite"):
         run_rollout(ad, 1)
     assert all(torch.equal(before[k], ad._params[k]) for k in before)
+    ad.adapted_bundle()
     assert load_bundle(tmp_path / "adapted").manifest.extra["adapted"]["rollouts"] == 1

@@ -11,11 +11,12 @@ critic). A session:
   steps on exactly such data), so that the recorded log pi_b(a | o) is the density the action
   was really drawn from (the policy gradient needs exploration; the importance weights need the
   true behaviour density; the safety layer still clamps what reaches the motors);
-* after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch, and
-  writes an *adapted bundle* through the exporter and its one write transaction
-  (:mod:`robot_meta.export.bundle_writer`): pi_theta' exported and checked as at export, a
-  manifest with the new hash and the adaptation's provenance; evaluation rollouts and
-  ``robot-meta run`` act deterministically with it through onnxruntime.
+* after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch; before
+  theta' first acts (or is published), the adapter writes an *adapted bundle* through the
+  exporter and its one write transaction (:mod:`robot_meta.export.bundle_writer`): pi_theta'
+  exported and checked as at export, a manifest with the new hash and the adaptation's
+  provenance; evaluation rollouts and ``robot-meta run`` act deterministically with it through
+  onnxruntime.
 
 Adapting needs torch and onnx on the host that runs the session (``pip install
 'robot-meta[train]'``); running the adapted bundle does not.
@@ -80,8 +81,10 @@ class GradientAdapter(Adapter):
         self.rollouts: list[dict[str, Any]] = []  # obs, actions, logp, rewards: tensors
         self.returns: list[float] = []
         self.adapted: Policy | None = None  # onnxruntime policy of theta'
+        self._stale = False  # theta' changed since the adapted bundle was written
+        self._used = 0  # rollouts theta' was computed from
         self.adapted_dir: Path | None = None
-        self.out_dir: Path | None = None  # where end() writes the adapted bundle (a temp dir if None)
+        self.out_dir: Path | None = None  # where the adapted bundle is written (a temp dir if None)
         self._model: Any = None  # (torch ActorCritic, rule), built on first use
         self._params: Any = None  # theta' as torch tensors (None: theta)
 
@@ -170,6 +173,8 @@ class GradientAdapter(Adapter):
             a = self._sample(obs)  # exploration for the policy gradient
             self._sampled = a
             return a
+        if self.mode == "adapt":
+            self.adapted_bundle()
         policy = self.adapted if (self.mode == "adapt" and self.adapted is not None) else self.policy
         assert policy is not None
         return np.asarray(policy.act(obs), dtype=float)
@@ -235,7 +240,18 @@ class GradientAdapter(Adapter):
                           "keeping the previous policy", RuntimeWarning, stacklevel=2)
             return
         self._params = adapted
-        self.write_adapted(self.out_dir or Path(tempfile.mkdtemp(prefix="robot_meta_adapted_")))
+        self._used = len(self.rollouts)  # theta' is the step from these rollouts
+        self._stale = True  # the adapted bundle is written when theta' first acts (adapted_bundle)
+
+    def adapted_bundle(self) -> Path | None:
+        """The adapted bundle of the latest theta', written now if it is not on disk yet (None
+        before the first step). Adaptation rollouts act with theta, so a session of K rollouts
+        exports once, before the first rollout that acts with theta' (or at publish), not after
+        every rollout."""
+        if self._stale:
+            self.write_adapted(self.out_dir or Path(tempfile.mkdtemp(prefix="robot_meta_adapted_")))
+            self._stale = False
+        return self.adapted_dir
 
     # ---- the adapted bundle ---------------------------------------------------------------------
     def write_adapted(self, out: Path) -> None:
@@ -271,7 +287,7 @@ class GradientAdapter(Adapter):
         pname = self.policy.path.name
         template = onnx.load(str(self.policy.path))  # the metadata the exporter gave theta's graph
         meta = {p.key: p.value for p in template.metadata_props}
-        meta["robot_meta.adapted_rollouts"] = str(len(self.rollouts))
+        meta["robot_meta.adapted_rollouts"] = str(self._used)
         entry = m.files[pname]
         with BundleWriter(out, overwrite=True) as w:
             precision = export_onnx(wrap("policy", adapted, 0), io, w.path(pname), meta)
@@ -280,8 +296,8 @@ class GradientAdapter(Adapter):
             extra = {**m.extra, "adapted": {
                 "from_bundle": str(self.bundle.path),
                 "from_manifest_sha256": manifest_sha(self.bundle.path),
-                "rollouts": len(self.rollouts),
-                "returns": self.returns,
+                "rollouts": self._used,
+                "returns": self.returns[:self._used],
             }}
             w.commit(dataclasses.replace(m, extra=extra))  # the adapted policy alone
         self.adapted = load_bundle(out).policy
@@ -296,6 +312,7 @@ class GradientAdapter(Adapter):
         atomically (:func:`~robot_meta.export.bundle_writer.copy_bundle`)."""
         from robot_meta.export.bundle_writer import copy_bundle
 
+        self.adapted_bundle()
         if self.adapted_dir is None or self.adapted_dir == dest:
             return
         copy_bundle(self.adapted_dir, dest)
@@ -304,6 +321,7 @@ class GradientAdapter(Adapter):
 
     # ---- saved state ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        self.adapted_bundle()
         return {
             "kind": self.kind,
             "z": [],
