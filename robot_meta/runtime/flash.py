@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from robot_meta.runtime.bundle import Bundle, load_bundle
 from robot_meta.runtime.connect import check_rate, hardware_map_for, open_robot
 from robot_meta.runtime.deploy_store import DeployStore
 from robot_meta.runtime.robot_config import RobotConfig
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.robot import Robot
 
 
 class HardwareMismatchError(UserError):
@@ -62,7 +65,7 @@ def verify_bundle(bundle_dir: str | Path, cfg: RobotConfig) -> tuple[Bundle, str
     return bundle, signer
 
 
-def check_hardware(robot: Any, bundle: Bundle, cfg: RobotConfig) -> dict[str, Any]:
+def check_hardware(robot: Robot, bundle: Bundle, cfg: RobotConfig) -> dict[str, Any]:
     """Step 2 (after ``Robot.connect`` checked IDs and model numbers and wrote the servo limits).
     Raises :class:`HardwareMismatchError`, or :class:`~robot_meta.hardware.safety.ServoLimitError`
     when a servo's Current Limit or PWM Limit does not read back as written."""
@@ -117,7 +120,7 @@ def check_hardware(robot: Any, bundle: Bundle, cfg: RobotConfig) -> dict[str, An
             "note": id_note}
 
 
-def dry_run(robot: Any, bundle: Bundle, cycles: int) -> dict[str, Any]:
+def dry_run(robot: Robot, bundle: Bundle, cycles: int) -> dict[str, Any]:
     """Step 3: ``cycles`` control cycles with torque off; raises on an out-of-range reading."""
     from robot_meta.runtime.control_loop import ControlLoop
     from robot_meta.runtime.rollout import RolloutRunner

@@ -22,12 +22,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robot_meta.errors import UserError
 from robot_meta.runtime.control_loop import ControlLoop
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.hardware_map import HardwareMap
+    from robot_meta.hardware.robot import Robot
 
 
 class ResetError(UserError):
@@ -49,7 +53,7 @@ def _wrap(x: np.ndarray) -> np.ndarray:
     return np.asarray((x + math.pi) % (2 * math.pi) - math.pi)
 
 
-def revolute_mask(hw: Any) -> np.ndarray:
+def revolute_mask(hw: HardwareMap) -> np.ndarray:
     """True for the revolute joints of a hardware map (their errors wrap)."""
     return np.array([j.kind == "revolute" for j in hw.joints])
 
@@ -60,7 +64,7 @@ def pose_error(revolute: np.ndarray, q_start: np.ndarray, q: np.ndarray) -> np.n
     return np.where(revolute, _wrap(e), e)
 
 
-def settle_loop(robot: Any, period_s: float, hold_s: float, timeout_s: float,
+def settle_loop(robot: Robot, period_s: float, hold_s: float, timeout_s: float,
                 cycle: Callable[[Any], tuple[bool, np.ndarray]],
                 timed_out: Callable[[Any, np.ndarray], str]) -> ResetResult:
     """The loop every reset shares: turn torque on if it is off, then every ``period_s`` read
@@ -90,13 +94,13 @@ def settle_loop(robot: Any, period_s: float, hold_s: float, timeout_s: float,
         t = steps * period_s
 
 
-def upright_passive(hw: Any, q_start: np.ndarray) -> list[int]:
+def upright_passive(hw: HardwareMap, q_start: np.ndarray) -> list[int]:
     """Passive revolute joints whose start is away from where gravity leaves them (pi)."""
     return [k for k, j in enumerate(hw.joints) if not j.actuated and j.kind == "revolute"
             and abs(float(_wrap(np.array(q_start[k] - math.pi)))) > 0.3]
 
 
-def folder_reset(hw: Any) -> Any:
+def folder_reset(hw: HardwareMap) -> Any:
     """The ``reset.py`` module of a robot's folder (None when the robot has none)."""
     from robot_meta.robot_registry import robot_folder
     from robot_meta.robot_toml import load_folder_module
@@ -105,7 +109,7 @@ def folder_reset(hw: Any) -> Any:
     return load_folder_module(folder, "reset")
 
 
-def make_reset(robot: Any, q_start: np.ndarray) -> Any:
+def make_reset(robot: Robot, q_start: np.ndarray) -> Any:
     """The reset controller for ``q_start``: the robot folder's special reset when its
     ``reset.py`` defines ``make_reset(robot, q_start)`` and that returns one (the cartpole's
     swing-up when its pole must start upright), else :class:`ResetController`. Both have
@@ -119,7 +123,7 @@ def make_reset(robot: Any, q_start: np.ndarray) -> Any:
     return ResetController(robot, q_start)
 
 
-def park(robot: Any, q_start: np.ndarray) -> ResetResult:
+def park(robot: Robot, q_start: np.ndarray) -> ResetResult:
     """Leave the robot at rest in range before torque goes off: drive the actuated joints to
     their start positions. Passive joints are not waited for: an upright pole would fall at
     torque off anyway, and a freely swinging one takes long to come to rest."""
@@ -146,7 +150,7 @@ class ResetController:
         settle_passive: wait for passive joints to settle too (False: actuated joints only).
     """
 
-    def __init__(self, robot: Any, q_start: np.ndarray, period_s: float = 0.005, *,
+    def __init__(self, robot: Robot, q_start: np.ndarray, period_s: float = 0.005, *,
                  full_effort_error: float = 0.9, damping_time: float = 0.1,
                  integral_rate: float = 1.0, max_speed: float = 1.5, pos_tol: float = 0.04,
                  vel_tol: float = 0.15, hold_s: float = 0.2, timeout_s: float = 10.0,

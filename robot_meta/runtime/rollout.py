@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from robot_meta.errors import UserError
 from robot_meta.export.manifest import Manifest
 from robot_meta.runtime.adapters import Adapter
 from robot_meta.runtime.control_loop import ControlLoop
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.robot import Robot
 
 
 @dataclass
@@ -50,7 +53,7 @@ class RolloutRunner:
         episode_steps: rollout length (default: the task's episode length).
     """
 
-    def __init__(self, robot: Any, manifest: Manifest, episode_steps: int | None = None):
+    def __init__(self, robot: Robot, manifest: Manifest, episode_steps: int | None = None):
         from robot_meta.sim.robots import get_robot  # plain numpy task code
 
         rdef = get_robot(manifest.robot)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,10 @@ from robot_meta.runtime.reset import (
     revolute_mask,
     settle_loop,
 )
+
+if TYPE_CHECKING:
+    from robot_meta.hardware.hardware_map import HardwareMap
+    from robot_meta.hardware.robot import Robot
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class CartPoleModel:
         return self.cart_mass + self.armature
 
     @classmethod
-    def from_hw(cls, hw: Any) -> CartPoleModel:
+    def from_hw(cls, hw: HardwareMap) -> CartPoleModel:
         """The nominal model of the robot whose hardware map is ``hw``: its folder's
         ``reset.py`` defines ``nominal_model(hw)`` (the geometry lives with the robot)."""
         from robot_meta.runtime.reset import folder_reset
@@ -180,7 +184,7 @@ class SwingUpReset:
         timeout_s: ResetError after this long.
     """
 
-    def __init__(self, robot: Any, q_start: np.ndarray, period_s: float = 0.005, *,
+    def __init__(self, robot: Robot, q_start: np.ndarray, period_s: float = 0.005, *,
                  model: CartPoleModel | None = None, a_max: float = 8.0,
                  energy_gain: float = 1.5, energy_target: float = 0.0,
                  center_gain: float = 1.0,

@@ -30,9 +30,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from robot_meta.sim.robots.robot_def import RobotDef
 
 HORIZON = 25  # control steps of the twin comparison (0.5 s at 50 Hz)
 TWIN_TOL = 0.02  # rad or m: the largest joint-position gap allowed between MuJoCo and the twin
@@ -56,20 +59,20 @@ class CheckFailed(Exception):
     """Raised inside a check to fail it with a reason."""
 
 
-def _mjcf(rdef: Any) -> Any:
+def _mjcf(rdef: RobotDef) -> Any:
     import mujoco
 
     return mujoco.MjModel.from_xml_path(str(rdef.model_path))
 
 
-def _urdf(rdef: Any) -> tuple[dict[str, ET.Element], set[str]]:
+def _urdf(rdef: RobotDef) -> tuple[dict[str, ET.Element], set[str]]:
     root = ET.parse(rdef.twin_path).getroot()
     links = {str(e.get("name")): e for e in root.iter("link")}
     joints = {str(e.get("name")) for e in root.iter("joint")}
     return links, joints
 
 
-def check_mjcf(rdef: Any) -> str:
+def check_mjcf(rdef: RobotDef) -> str:
     """model.xml compiles, has no textures or materials, and steps at physics_dt."""
     m = _mjcf(rdef)
     if m.ntex or m.nmat:
@@ -81,7 +84,7 @@ def check_mjcf(rdef: Any) -> str:
     return f"{m.njnt} joints, {m.nu} actuators, {m.nbody} bodies, timestep {m.opt.timestep:g} s"
 
 
-def check_urdf(rdef: Any) -> str:
+def check_urdf(rdef: RobotDef) -> str:
     """twin.urdf loads in PyBullet (DIRECT) with a joint for each of the robot's joints."""
     from robot_meta.sim.quiet import quiet_stdout
 
@@ -101,7 +104,7 @@ def check_urdf(rdef: Any) -> str:
     return f"{len(names)} joints: {', '.join(names)}"
 
 
-def check_names(rdef: Any) -> str:
+def check_names(rdef: RobotDef) -> str:
     """Joint, actuator, sensor and body names agree across robot.toml, MJCF and URDF."""
     import mujoco
 
@@ -139,7 +142,7 @@ def check_names(rdef: Any) -> str:
             f"{len(mj_sensors)} sensors; links {', '.join(rdef.links)} + {rdef.payload_body}")
 
 
-def check_hardware(rdef: Any) -> str:
+def check_hardware(rdef: RobotDef) -> str:
     """MJCF gears and joint friction match the hardware map and robot.toml's nominal values."""
     m = _mjcf(rdef)
     hw = rdef.hardware_map
@@ -160,7 +163,7 @@ def check_hardware(rdef: Any) -> str:
     return f"{len(rdef.actuators)} actuator gears and {len(rdef.joints)} joints' friction agree"
 
 
-def check_inertia(rdef: Any) -> str:
+def check_inertia(rdef: RobotDef) -> str:
     """URDF links have the MJCF bodies' masses, inertias and centres of mass."""
     m = _mjcf(rdef)
     links, _ = _urdf(rdef)
@@ -190,7 +193,7 @@ def check_inertia(rdef: Any) -> str:
     return f"{len(rdef.links)} links agree (rtol {INERTIA_RTOL:g})"
 
 
-def check_families(rdef: Any) -> str:
+def check_families(rdef: RobotDef) -> str:
     """Every family parses against the robot's factors; the headline family exists."""
     from robot_meta.sim.randomize import headline_family, load_families
 
@@ -202,7 +205,7 @@ def check_families(rdef: Any) -> str:
     return f"{len(fams)} families ({', '.join(fams)}), headline {head!r}"
 
 
-def check_tasks(rdef: Any) -> str:
+def check_tasks(rdef: RobotDef) -> str:
     """Every task of tasks.py builds and names each observation."""
     for name in rdef.tasks:
         task = rdef.task(name)
@@ -256,7 +259,7 @@ def _open_loop(env: Any, q0: np.ndarray, actions: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def check_twin(rdef: Any) -> str:
+def check_twin(rdef: RobotDef) -> str:
     """MuJoCo and the twin agree at nominal parameters on a short open-loop trajectory."""
     gap, motion = twin_gap(rdef)
     if motion < MIN_MOTION:
