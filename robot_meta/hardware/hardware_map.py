@@ -4,7 +4,7 @@ A hardware map is plain data (no torch, no mujoco) so that the robot computer ca
 A robot's hardware map is built from the ``[[joints]]`` of the ``robot.toml`` in its folder
 (:mod:`robot_meta.robot_toml`).
 
-Conventions (XM430-class servos, Dynamixel Protocol 2.0):
+Conventions (raw units as the servo file states them):
 
 * position:  q  = direction * (ticks - zero_ticks) * (2*pi / ticks_per_rev) * transmission
 * velocity:  dq = direction * raw * velocity_unit_rad_s * transmission
@@ -26,12 +26,6 @@ from pathlib import Path
 
 from robot_meta.hardware.servos import ServoModel, load_servo
 
-_XM430 = load_servo("xm430-w350")
-XM430_TICKS_PER_REV = _XM430.ticks_per_rev
-XM430_VELOCITY_UNIT_RAD_S = _XM430.velocity_unit_rad_s
-XM430_CURRENT_UNIT_A = _XM430.current_unit_a
-XM430_TORQUE_CONSTANT = _XM430.torque_constant  # stall torque / stall current at 12 V [N*m/A]
-XM430_MODEL_NUMBER = _XM430.model_number
 _FROM_SERVO = math.nan  # a field left at this is filled in from the servo file
 
 
@@ -50,7 +44,7 @@ class JointHardware:
 
     joint: str
     motor_id: int
-    model: str  # a control-table name: "xm430-w350" or "encoder"
+    model: str  # a servo file's name: "xm430-w350", "xm540-w270", "encoder", ...
     actuated: bool
     kind: str  # "revolute" or "prismatic"
     position_limits: tuple[float, float]

@@ -69,7 +69,6 @@ def check_hardware(robot: Robot, bundle: Bundle, cfg: RobotConfig) -> dict[str, 
     """Step 2 (after ``Robot.connect`` checked IDs and model numbers and wrote the servo limits).
     Raises :class:`HardwareMismatchError`, or :class:`~robot_meta.hardware.safety.ServoLimitError`
     when a servo's Current Limit or PWM Limit does not read back as written."""
-    from robot_meta.hardware.dynamixel import control_table as ct
     from robot_meta.hardware.safety import verify_servo_limits
 
     m, hw = bundle.manifest, robot.hw
@@ -98,10 +97,11 @@ def check_hardware(robot: Robot, bundle: Bundle, cfg: RobotConfig) -> dict[str, 
         info: dict[str, Any] = {"joint": j.joint, "model": j.model}
         if j.actuated:
             mode = robot.bus.read(j.motor_id, "operating_mode")
-            if mode != ct.MODE_CURRENT:
+            current_mode = robot.bus.named_value(j.motor_id, "operating_mode", "current")
+            if mode != current_mode:
                 raise HardwareMismatchError(
                     f"joint {j.joint!r} (ID {j.motor_id}) reads operating mode {mode}, not current "
-                    f"control ({ct.MODE_CURRENT}); the bundle commands currents. Check that nothing "
+                    f"control ({current_mode}); the bundle commands currents. Check that nothing "
                     "else reconfigures the servo")
             limits = verify_servo_limits(robot.bus, j)
             limit_a = limits["current_limit"] * j.current_unit_a

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robot_meta.hardware.bus import register_bus
 from robot_meta.hardware.dynamixel import protocol as p
 from robot_meta.hardware.dynamixel.bus import DynamixelBus, Exchange
-from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot
+from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot, HiddenParams
+
+if TYPE_CHECKING:
+    from robot_meta.sim.batched_env import PhysicsBackend
+    from robot_meta.sim.robots.robot_def import RobotDef
 
 
 class MockBus(DynamixelBus):
@@ -35,7 +39,8 @@ class MockBus(DynamixelBus):
         kwargs: see :class:`~robot_meta.hardware.dynamixel.bus.DynamixelBus`.
     """
 
-    def __init__(self, robot: Any = None, *, plant: Any = "twin", params: Any = None,
+    def __init__(self, robot: str | RobotDef | EmulatedRobot | None = None, *,
+                 plant: str | PhysicsBackend = "twin", params: HiddenParams = None,
                  clock: str = "wall", seed: int = 0, model: str = "xm430-w350",
                  retries: int = 0, names: Mapping[int, str] | None = None,
                  raise_on_alert: bool = True, physics_dt: float | None = None):
