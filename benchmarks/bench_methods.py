@@ -43,7 +43,7 @@ def train(launch: str, out: Path, reuse: bool, seed: int | None = None) -> dict[
     if seed is not None:
         cfg.run.seed = seed
     s = Trainer(cfg, out, progress=False, tensorboard=False, resume=(out / FILENAME).exists()).train()
-    return {"steps": s["steps"], "minutes": s["minutes"], "reused": False}
+    return {"steps": s["steps"], "minutes": round(float(s["minutes"]), 2), "reused": False}  # as reused
 
 
 def summarize(block: dict[str, Any]) -> dict[str, Any]:

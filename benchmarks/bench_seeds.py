@@ -15,6 +15,13 @@ below 0, and gives the mean gain[3] across the trained runs (each run averaged o
 seeds) with a Student-t 95 % CI over runs: that interval is the one to read when asking whether
 the method adapts, rather than whether one run did.
 
+``--baseline LAUNCH`` (a robust PPO launch file) trains the baseline with the same seeds into
+``OUT/<baseline>-s<seed>`` and scores it on the same tasks, so each cell also has ``robust``,
+``frac_oracle_3`` = adapted[3] / oracle and ``gap_closed_3`` = (adapted[3] - robust) /
+(oracle - robust), and the summary gives across-run means and CIs of zero-shot, adapted[1],
+adapted[3], oracle, robust, headroom = (oracle - robust) / oracle, frac_oracle_3, gap_closed_3,
+and the training minutes and steps (``robot-meta bench table`` runs this for every method).
+
 Results are written to ``OUT/seeds_<name>.json`` after every evaluation, atomically, so an
 interrupted study keeps what it measured; ``--reuse`` continues it.
 """
@@ -33,7 +40,8 @@ SETTINGS = ("in_dist", "ood")
 
 
 def cell(block: dict[str, Any]) -> dict[str, Any]:
-    """The figures of one eval setting: zero-shot, oracle, gains after 1 and 3 rollouts."""
+    """The figures of one eval setting: zero-shot, adapted and oracle returns, gains after 1 and
+    3 rollouts, and with a baseline the robust return and the fractions of the oracle."""
     out: dict[str, Any] = {
         "zero_shot": round(block["zero_shot"]["mean"], 2),
         "oracle": round(block["oracle"]["mean"], 2),
@@ -43,7 +51,20 @@ def cell(block: dict[str, Any]) -> dict[str, Any]:
         g = block["gain"][k]
         out[f"gain_{k}"] = round(g["mean"], 2)
         out[f"gain_{k}_ci95"] = [round(x, 2) for x in g["ci95"]]
+        out[f"adapted_{k}"] = round(block["adapted"][k]["mean"], 2)
+    robust = block.get("robust")
+    out["robust"] = None if robust is None else round(robust["mean"], 2)
+    out["frac_oracle_3"] = _round(block["frac_oracle"].get("3"), 4)
+    out["gap_closed_3"] = _round(block["gap_closed"].get("3"), 4)
     return out
+
+
+def _round(x: float | None, nd: int) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+# Per-cell figures averaged across runs in the summary; headroom is derived from two of them.
+ACROSS = ("zero_shot", "adapted_1", "adapted_3", "oracle", "robust", "frac_oracle_3", "gap_closed_3")
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -53,19 +74,45 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     from robot_meta.learn.evaluate import ci95
 
+    def across(values: list[float]) -> dict[str, Any] | None:
+        if not values:
+            return None
+        g = ci95(np.array(values))
+        return {"mean": round(g["mean"], 4), "ci95": [round(x, 4) for x in g["ci95"]]}
+
+    def run_mean(r: dict[str, Any], key: str, s: str) -> float | None:
+        """One run's mean over its eval seeds (None when a cell lacks the figure)."""
+        xs = [c[s].get(key) for c in r["eval"].values()]
+        return float(np.mean(xs)) if xs and all(x is not None for x in xs) else None
+
+    def per_run(key: str, s: str) -> list[float]:
+        return [x for r in runs if (x := run_mean(r, key, s)) is not None]
+
     out: dict[str, Any] = {}
     for s in SETTINGS:
         cells = [c[s] for r in runs for c in r["eval"].values() if s in c]
-        per_run = [np.mean([c[s]["gain_3"] for c in r["eval"].values()]) for r in runs if r["eval"]]
-        g = ci95(np.array(per_run)) if per_run else None
+        gains = per_run("gain_3", s)
+        g = ci95(np.array(gains)) if gains else None
         out[s] = {
             "cells": len(cells),
             "cells_gain_3_above_0": sum(c["gain_3_ci95"][0] > 0 for c in cells),
             "cells_gain_3_below_0": sum(c["gain_3_ci95"][1] < 0 for c in cells),
-            "runs": len(per_run),
+            "runs": len(gains),
             "gain_3_across_runs": None if g is None else {
                 "mean": round(g["mean"], 2), "ci95": [round(x, 2) for x in g["ci95"]]},
         }
+        for key in ACROSS:
+            out[s][key] = across(per_run(key, s))
+        # headroom per run: (oracle - robust) / oracle, on the same tasks
+        heads = []
+        for r in runs:
+            o, b = run_mean(r, "oracle", s), run_mean(r, "robust", s)
+            if o is not None and b is not None and o != 0:
+                heads.append((o - b) / o)
+        out[s]["headroom"] = across(heads)
+    trained = [r["train"] for r in runs if r.get("train")]
+    out["train_minutes"] = across([float(t["minutes"]) for t in trained])
+    out["train_steps"] = across([float(t["steps"]) for t in trained])
     return out
 
 
@@ -92,7 +139,10 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {gain(o, '3')} |"
             )
     lines.append("")
-    for s, v in result["summary"].items():
+    for s in SETTINGS:
+        v = result["summary"].get(s)
+        if v is None:
+            continue
         g = v["gain_3_across_runs"]
         across = "n/a" if g is None else f"{g['mean']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
         lines.append(
@@ -121,35 +171,47 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/seeds", help="where the runs are trained (default runs/seeds)")
     p.add_argument("--reuse", action="store_true",
                    help="keep finished runs in --out and the evaluations already in its results file")
+    p.add_argument("--baseline", default=None,
+                   help="a robust (PPO) launch file trained with the same seeds and scored on the "
+                        "same tasks: adds robust, headroom, frac_oracle and gap_closed")
 
 
-def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
-    seeds = _ints(p, args.seeds, "--seeds")
-    eval_seeds = _ints(p, args.eval_seeds, "--eval-seeds")
-    if args.tasks < 2:
-        p.error("--tasks: a confidence interval needs at least 2 tasks")
-
+def study(launch: str, seeds: list[int], eval_seeds: list[int], tasks: int, out: Path, reuse: bool,
+          baseline: str | None = None, reuse_baseline: bool | None = None) -> dict[str, Any]:
+    """Train ``launch`` (and ``baseline``) per seed, evaluate each run per eval seed, and write
+    ``OUT/seeds_<name>.json`` after every evaluation. ``reuse_baseline`` (default ``reuse``)
+    keeps finished baseline runs, so several studies can share them."""
     from robot_meta.launch.cmd_bench import load as load_benchmark
     from robot_meta.learn.config import load_config
     from robot_meta.learn.evaluate import evaluate_run
     from robot_meta.runtime.atomic import write_json_atomic
 
-    name = load_config(args.launch).run.name  # validates the launch file before any training
-    out = Path(args.out)
+    name = load_config(launch).run.name  # validates the launch file before any training
+    bname = load_config(baseline).run.name if baseline else None
     results_path = out / f"seeds_{name}.json"
     done: dict[tuple[int, str], Any] = {}
-    if args.reuse and results_path.exists():
-        for r in json.loads(results_path.read_text()).get("runs", []):
-            for es, c in r["eval"].items():
-                done[(r["seed"], es)] = c
+    if reuse and results_path.exists():
+        old = json.loads(results_path.read_text())
+        if old.get("baseline_name") == bname:  # cells scored against another baseline are redone
+            for r in old.get("runs", []):
+                for es, c in r["eval"].items():
+                    done[(r["seed"], es)] = c
     bm = load_benchmark("methods")  # its train(): the same budget and --reuse rule as the table
-    result: dict[str, Any] = {"launch": args.launch, "name": name, "tasks": args.tasks,
-                              "eval_seeds": eval_seeds, "runs": [], "summary": {}}
+    result: dict[str, Any] = {"launch": launch, "name": name, "tasks": tasks, "eval_seeds": eval_seeds,
+                              "baseline": baseline, "baseline_name": bname, "runs": [], "summary": {}}
     for seed in seeds:
         run = out / f"{name}-s{seed}"
         print(f"[{run.name}] training ...", file=sys.stderr, flush=True)
-        t = bm.train(args.launch, run, args.reuse, seed=seed)
-        if not t["reused"]:  # a new run: old evaluations of this seed no longer describe it
+        t = bm.train(launch, run, reuse, seed=seed)
+        base_dir = None
+        fresh = not t["reused"]
+        if baseline:
+            base_dir = out / f"{bname}-s{seed}"
+            print(f"[{base_dir.name}] training the baseline ...", file=sys.stderr, flush=True)
+            bt = bm.train(baseline, base_dir, reuse if reuse_baseline is None else reuse_baseline,
+                          seed=seed)
+            fresh = fresh or not bt["reused"]
+        if fresh:  # a new run: old evaluations of this seed no longer describe it
             done = {k: v for k, v in done.items() if k[0] != seed}
         row: dict[str, Any] = {"seed": seed, "run": str(run), "train": t, "eval": {}}
         result["runs"].append(row)
@@ -158,14 +220,22 @@ def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, 
                 row["eval"][str(es)] = done[(seed, str(es))]
                 continue
             print(f"[{run.name}] evaluating (eval seed {es}) ...", file=sys.stderr, flush=True)
-            table = evaluate_run(run, rollouts=[1, 3], tasks=args.tasks, seed=es, settings=SETTINGS,
-                                 plot=False)
+            table = evaluate_run(run, baseline_dir=base_dir, rollouts=[1, 3], tasks=tasks, seed=es,
+                                 settings=SETTINGS, plot=False)
             row["eval"][str(es)] = {s: cell(table[s]) for s in SETTINGS}
             result["summary"] = summary(result["runs"])
             write_json_atomic(results_path, result)
     result["summary"] = summary(result["runs"])
     write_json_atomic(results_path, result)
     return result
+
+
+def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
+    seeds = _ints(p, args.seeds, "--seeds")
+    eval_seeds = _ints(p, args.eval_seeds, "--eval-seeds")
+    if args.tasks < 2:
+        p.error("--tasks: a confidence interval needs at least 2 tasks")
+    return study(args.launch, seeds, eval_seeds, args.tasks, Path(args.out), args.reuse, args.baseline)
 
 
 def main(argv: list[str] | None = None) -> int:
