@@ -43,8 +43,7 @@ def test_adaptation_matches_the_training_rule_and_writes_a_verified_bundle(
     ad = GradientAdapter(load_bundle(path), seed=1)
     ad.out_dir = tmp_path / "adapted"
     arrays = [run_rollout(ad, s) for s in range(3)]
-    assert not (tmp_path / "adapted").exists()  # adaptation rollouts act with theta: no export yet
-    assert ad.adapted_bundle() == tmp_path / "adapted"
+    assert ad.adapted_bundle() == tmp_path / "adapted"  # written after each rollout (torque off)
     b = load_bundle(tmp_path / "adapted")  # hashes verified
     assert b.manifest.extra["adapted"]["rollouts"] == 3
 

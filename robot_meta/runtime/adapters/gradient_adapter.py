@@ -11,8 +11,8 @@ critic). A session:
   steps on exactly such data), so that the recorded log pi_b(a | o) is the density the action
   was really drawn from (the policy gradient needs exploration; the importance weights need the
   true behaviour density; the safety layer still clamps what reaches the motors);
-* after each rollout, theta' = adapt(theta, every adaptation rollout so far), in torch; before
-  theta' first acts (or is published), the adapter writes an *adapted bundle* through the
+* after each rollout, with torque off, theta' = adapt(theta, every adaptation rollout so far),
+  in torch, and the adapter writes an *adapted bundle* through the
   exporter and its one write transaction (:mod:`robot_meta.export.bundle_writer`): pi_theta'
   exported and checked as at export, a manifest with the new hash and the adaptation's
   provenance; evaluation rollouts and ``robot-meta run`` act deterministically with it through
@@ -173,8 +173,6 @@ class GradientAdapter(Adapter):
             a = self._sample(obs)  # exploration for the policy gradient
             self._sampled = a
             return a
-        if self.mode == "adapt":
-            self.adapted_bundle()
         policy = self.adapted if (self.mode == "adapt" and self.adapted is not None) else self.policy
         assert policy is not None
         return np.asarray(policy.act(obs), dtype=float)
@@ -241,13 +239,15 @@ class GradientAdapter(Adapter):
             return
         self._params = adapted
         self._used = len(self.rollouts)  # theta' is the step from these rollouts
-        self._stale = True  # the adapted bundle is written when theta' first acts (adapted_bundle)
+        self._stale = True
+        # Written now, while the rollout's torque is off (rollout.py), not when theta' first acts:
+        # an export of about a second inside a rollout, or between its reset and its first step,
+        # would outlast the bus watchdog.
+        self.adapted_bundle()
 
     def adapted_bundle(self) -> Path | None:
         """The adapted bundle of the latest theta', written now if it is not on disk yet (None
-        before the first step). Adaptation rollouts act with theta, so a session of K rollouts
-        exports once, before the first rollout that acts with theta' (or at publish), not after
-        every rollout."""
+        before the first step)."""
         if self._stale:
             self.write_adapted(self.out_dir or Path(tempfile.mkdtemp(prefix="robot_meta_adapted_")))
             self._stale = False
