@@ -43,7 +43,11 @@ from typing import Any
 
 from robot_meta.launch.bench_cli import add_methods_option, bench_main, split_methods
 
-METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2")
+METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia", "sysid")
+# A bench method that is not a training algorithm: the run it adapts and its `adapt --method`.
+# sysid identifies the factors from the K rollouts (mujoco.sysid) and drives RMA's teacher.
+RUN_OF = {"sysid": "rma"}
+ADAPT_METHOD = {"sysid": "sysid"}
 # The hand-written hidden files were written for these families; --hidden-sets uses the headline.
 FAMILY = {"cartpole": "all", "arm2": "payload"}
 HIDDEN = {"cartpole": ("cartpole_heavy", "cartpole_beyond"), "arm2": ("arm2_payload", "arm2_beyond")}
@@ -71,9 +75,11 @@ def export(run: Path, bundle: Path) -> Path:
 
 
 def session(
-    robot: str, port: str, bundle: Path, baseline: Path, hidden: Path, out: Path, args: argparse.Namespace
+    robot: str, port: str, bundle: Path, baseline: Path, hidden: Path, out: Path, args: argparse.Namespace,
+    method: str = "auto",
 ) -> dict[str, Any]:
-    """Flash ``bundle`` to the emulated robot on ``port`` and run one adaptation session."""
+    """Flash ``bundle`` to the emulated robot on ``port`` and run one adaptation session with
+    ``adapt --method METHOD``."""
     from robot_meta.runtime.flash import flash
     from robot_meta.runtime.robot_config import load_robot_config
     from robot_meta.runtime.session import AdaptationSession, SessionSpec
@@ -93,13 +99,13 @@ def session(
             print(f"      flash: {e}; waiting for the robot to come to rest", file=sys.stderr, flush=True)
             time.sleep(3.0)
     spec = SessionSpec(
-        method="auto",
+        method=method,
         rollouts=args.rollouts,
         eval_rollouts=args.eval_rollouts,
         seed=args.seed,
         oracle_params=str(hidden),
         baseline=str(baseline),
-        command=f"robot-meta adapt --robot {robot} --rollouts {args.rollouts} "
+        command=f"robot-meta adapt --robot {robot} --method {method} --rollouts {args.rollouts} "
         f"--eval-rollouts {args.eval_rollouts} --oracle-params {hidden} "
         f"--baseline {baseline}",
     )
@@ -256,7 +262,8 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                 try:
                     if isinstance(b, str):
                         raise UserError(b)
-                    r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path, out / h.name / m, args)
+                    r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path, out / h.name / m, args,
+                                method=ADAPT_METHOD.get(m, "auto"))
                 except (UserError, HardwareError) as e:  # saved too: a rerun does not retry it
                     print(f"[{h.name}] {m}: failed: {e}", file=sys.stderr, flush=True)
                     r = {"error": str(e), "overspeed": isinstance(e, OverspeedError)}
@@ -300,6 +307,9 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-rollouts", type=int, default=2, help="evaluation rollouts per column (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="working directory (default <runs>/sessions-<robot>)")
+    p.add_argument("--run-seed", type=int, default=None,
+                   help="use the runs of this training seed, <robot>-<family>-<method>-s<N> "
+                        "(as `bench table` and `bench seeds` leave them)")
 
 
 def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
@@ -320,12 +330,14 @@ def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, 
     runs = Path(args.runs)
     out = Path(args.out or runs / f"sessions-{args.robot}").resolve()
     fam = args.family or (headline_family(args.robot) if args.hidden_sets else FAMILY[args.robot])
+    suffix = "" if args.run_seed is None else f"-s{args.run_seed}"
     bundles: dict[str, Path | str] = {
-        "ppo": export(runs / f"{args.robot}-{fam}-ppo", out / "bundles" / "ppo")
+        "ppo": export(runs / f"{args.robot}-{fam}-ppo{suffix}", out / "bundles" / "ppo")
     }
     for m in methods:
         try:
-            bundles[m] = export(runs / f"{args.robot}-{fam}-{m}", out / "bundles" / m)
+            run = runs / f"{args.robot}-{fam}-{RUN_OF.get(m, m)}{suffix}"
+            bundles[m] = export(run, out / "bundles" / m)
         except UserError as e:  # e.g. an export that fails parity: its row says so
             print(f"{m}: {e}", file=sys.stderr, flush=True)
             bundles[m] = f"export failed: {e}"
@@ -360,7 +372,8 @@ def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, 
                     continue
                 try:
                     block["methods"][m] = session(
-                        args.robot, emu.port, b, Path(bundles["ppo"]), h, out / h.stem / m, args
+                        args.robot, emu.port, b, Path(bundles["ppo"]), h, out / h.stem / m, args,
+                        method=ADAPT_METHOD.get(m, "auto"),
                     )
                 except (UserError, HardwareError) as e:  # reported in its row; the others still run
                     print(f"[{h.stem}] {m}: failed: {e}", file=sys.stderr, flush=True)

@@ -36,10 +36,12 @@ class FakeEmulator:
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Any, list[tuple[str, str]]]:
     mod = load("sessions")
     calls: list[tuple[str, str]] = []
+    methods: list[str] = []
 
     def fake_session(robot: str, port: str, bundle: Path, baseline: Path, hidden: Path, out: Path,
-                     args: Any) -> dict[str, Any]:
+                     args: Any, method: str = "auto") -> dict[str, Any]:
         calls.append((Path(hidden).stem, bundle.name))
+        methods.append(method)
         out.mkdir(parents=True, exist_ok=True)
         i = len(calls)
         # after beats robust by 10 on every robot; oracle 100
@@ -102,7 +104,7 @@ def test_an_overspeed_trip_is_counted_and_saved(bench, tmp_path: Path, capsys) -
     mod, calls = bench
 
     def tripping(robot: str, port: str, bundle: Path, baseline: Path, hidden: Path, out: Path,
-                 args: Any) -> dict[str, Any]:
+                 args: Any, method: str = "auto") -> dict[str, Any]:
         calls.append((Path(hidden).stem, bundle.name))
         raise OverspeedError("joint 'shoulder' (ID 1) moves at 12, more than 2 x its velocity limit 4.8", 1,
                              "shoulder")
@@ -115,3 +117,24 @@ def test_an_overspeed_trip_is_counted_and_saved(bench, tmp_path: Path, capsys) -
     calls.clear()
     assert mod.main(argv) == 0
     assert calls == []
+
+
+def test_sysid_adapts_the_rma_run_and_run_seed_picks_a_seed_study(bench, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--methods sysid` flashes the RMA run and runs `adapt --method sysid`; `--run-seed 1` uses
+    the runs `bench table` leaves (<robot>-<family>-<method>-s1), the baseline included."""
+    mod, calls = bench
+    exported: list[str] = []
+    monkeypatch.setattr(mod, "export", lambda run, bundle: exported.append(run.name) or bundle)
+    seen: list[str] = []
+    fake = mod.session
+
+    def recording(*a: Any, method: str = "auto") -> dict[str, Any]:
+        seen.append(method)
+        return fake(*a, method=method)
+
+    monkeypatch.setattr(mod, "session", recording)
+    assert mod.main(["--robot", "arm2", "--methods", "sysid,cavia", "--hidden-sets", "2",
+                     "--run-seed", "1", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert exported == ["arm2-servo-ppo-s1", "arm2-servo-rma-s1", "arm2-servo-cavia-s1"]
+    assert seen == ["sysid", "auto"] * 2
