@@ -163,14 +163,19 @@ def _ints(p: argparse.ArgumentParser, text: str, flag: str) -> list[int]:
     return vals
 
 
+def study_options(p: argparse.ArgumentParser, eval_seeds: str, out: str) -> None:
+    """The options of a seed study (``bench seeds``, ``bench table``)."""
+    p.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
+    p.add_argument("--eval-seeds", default=eval_seeds, help=f"eval seeds per run (default {eval_seeds})")
+    p.add_argument("--tasks", type=int, default=256, help="eval tasks per setting (default 256)")
+    p.add_argument("--out", default=out, help=f"where runs and results go (default {out})")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep finished runs and evaluations in --out (resume a killed study)")
+
+
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("launch", help="a bundled launch file name or a path to one")
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
-    p.add_argument("--eval-seeds", default="1,2", help="eval seeds per run (default 1,2)")
-    p.add_argument("--tasks", type=int, default=256, help="eval tasks per setting (default 256)")
-    p.add_argument("--out", default="runs/seeds", help="where the runs are trained (default runs/seeds)")
-    p.add_argument("--reuse", action="store_true",
-                   help="keep finished runs in --out and the evaluations already in its results file")
+    study_options(p, "1,2", "runs/seeds")
     p.add_argument("--baseline", default=None,
                    help="a robust (PPO) launch file trained with the same seeds and scored on the "
                         "same tasks: adds robust, headroom, frac_oracle and gap_closed")

@@ -49,12 +49,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", required=True, help="a robot name or folder")
     p.add_argument("--family", default=None, help="the task family (default: the robot's headline)")
     add_methods_option(p, tuple(a for a in ALGORITHMS if a != "ppo"))
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
-    p.add_argument("--eval-seeds", default="1", help="eval seeds per run (default 1)")
-    p.add_argument("--tasks", type=int, default=256, help="eval tasks per setting (default 256)")
-    p.add_argument("--out", default="runs/table", help="where runs and results go (default runs/table)")
-    p.add_argument("--reuse", action="store_true",
-                   help="keep finished runs and evaluations in --out (resume a killed table)")
+    _seeds().study_options(p, "1", "runs/table")
 
 
 def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, Any]:
