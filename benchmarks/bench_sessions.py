@@ -185,10 +185,13 @@ def hidden_table(robot: str, family: str, results: dict[str, dict[str, dict[str,
             failed = [per[m] for h, per in results.items()
                       if m in per and "error" in per[m] and split in ("all", splits[h])]
             trips = sum(1 for r in failed if r.get("overspeed", False))
+            shutdowns = sum(1 for r in failed if r.get("hardware_error", False))
             if not rows:
-                table[m][split] = {"sets": 0, "failed": len(failed), "overspeed_trips": trips}
+                table[m][split] = {"sets": 0, "failed": len(failed), "overspeed_trips": trips,
+                                   "hardware_errors": shutdowns}
                 continue
-            entry: dict[str, Any] = {"sets": len(rows), "failed": len(failed), "overspeed_trips": trips}
+            entry: dict[str, Any] = {"sets": len(rows), "failed": len(failed), "overspeed_trips": trips,
+                                     "hardware_errors": shutdowns}
             for col in COLUMNS:
                 entry[col] = cell([r[col] for r in rows])
             entry["after_minus_robust"] = cell([r["after"] - r["robust"] for r in rows])
@@ -255,9 +258,13 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
               file=sys.stderr, flush=True)
         if not todo:
             continue
-        with EmulatorProcess(args.robot, path, seed=args.seed, log=out / f"emulator-{h.name}.log") as emu:
+        emu = None
+        try:
             for m in todo:
                 shutil.rmtree(out / h.name / m, ignore_errors=True)  # a half-finished session restarts
+                if emu is None:
+                    emu = EmulatorProcess(args.robot, path, seed=args.seed,
+                                          log=out / f"emulator-{h.name}.log").__enter__()
                 b = bundles[m]
                 try:
                     if isinstance(b, str):
@@ -266,11 +273,20 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                                 method=ADAPT_METHOD.get(m, "auto"))
                 except (UserError, HardwareError) as e:  # saved too: a rerun does not retry it
                     print(f"[{h.name}] {m}: failed: {e}", file=sys.stderr, flush=True)
-                    r = {"error": str(e), "overspeed": isinstance(e, OverspeedError)}
+                    r = {"error": str(e), "overspeed": isinstance(e, OverspeedError),
+                         "hardware_error": isinstance(e, HardwareError)}
+                    if isinstance(e, HardwareError):
+                        # A servo that shut down (overload, overspeed) stays latched: the next
+                        # method gets a freshly powered robot, as an operator would give it.
+                        emu.__exit__(None, None, None)
+                        emu = None
                 r["hidden"] = h.name
                 r["split"] = h.split
                 write_json_atomic(out / h.name / m / "result.json", r)
                 per[m] = r
+        finally:
+            if emu is not None:
+                emu.__exit__(None, None, None)
     table = hidden_table(args.robot, family, results, splits)
     table["hidden_seed"] = args.hidden_seed
     table["rollouts"] = args.rollouts

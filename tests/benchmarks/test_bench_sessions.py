@@ -113,7 +113,7 @@ def test_an_overspeed_trip_is_counted_and_saved(bench, tmp_path: Path, capsys) -
     argv = ["--robot", "arm2", "--methods", "rma", "--hidden-sets", "2", "--out", str(tmp_path), "--json"]
     assert mod.main(argv) == 0
     rma = json.loads(capsys.readouterr().out)["methods"]["rma"]
-    assert rma["all"] == {"sets": 0, "failed": 2, "overspeed_trips": 2}
+    assert rma["all"] == {"sets": 0, "failed": 2, "overspeed_trips": 2, "hardware_errors": 2}
     calls.clear()
     assert mod.main(argv) == 0
     assert calls == []
@@ -138,3 +138,26 @@ def test_sysid_adapts_the_rma_run_and_run_seed_picks_a_seed_study(bench, tmp_pat
                      "--run-seed", "1", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
     assert exported == ["arm2-servo-ppo-s1", "arm2-servo-rma-s1", "arm2-servo-cavia-s1"]
     assert seen == ["sysid", "auto"] * 2
+
+
+def test_a_servo_shutdown_gives_the_next_method_a_fresh_robot(bench, tmp_path: Path) -> None:
+    """A session that ends in a servo hardware error (an overload shutdown latches until a
+    reboot) is recorded, and the next method on the same hidden robot gets a new emulator."""
+    from robot_meta.hardware.errors import HardwareError
+
+    mod, calls = bench
+    fake = mod.session
+
+    def overloading(*a: Any, method: str = "auto") -> dict[str, Any]:
+        if Path(a[2]).name == "rma":
+            calls.append(("overload", "rma"))
+            raise HardwareError("joint 'shoulder' (ID 1) reports a hardware error: overload")
+        return fake(*a, method=method)
+
+    mod.session = overloading
+    assert mod.main(["--robot", "arm2", "--methods", "rma,pearl", "--hidden-sets", "2",
+                     "--out", str(tmp_path)]) == 0
+    assert len(FakeEmulator.started) == 4  # per hidden robot: one for rma, a fresh one for pearl
+    res = json.loads((tmp_path / "hidden_sets_arm2.json").read_text())
+    assert res["methods"]["rma"]["all"]["hardware_errors"] == 2
+    assert res["methods"]["pearl"]["all"]["sets"] == 2
