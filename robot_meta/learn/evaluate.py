@@ -54,16 +54,19 @@ def load_run(run_dir: str | Path, device: torch.device | None = None) -> tuple[T
     return cfg, algo
 
 
-def run_episode(env: VecEnvLike, agent: Agent, mode: str, seed: int) -> np.ndarray:
+def run_episode(env: VecEnvLike, agent: Agent, mode: str, seed: int,
+                overloads: list[np.ndarray] | None = None) -> np.ndarray:
     """One rollout per env from a fresh reset (same seed -> same start states and noise), acting
     with ``agent`` in ``mode``; each env's transitions count until its episode ends. Returns the
-    episode returns (N,)."""
+    episode returns (N,); appends to ``overloads``, when given, which envs' episodes a servo's
+    overload shutdown ended (N,) bool."""
     obs = env.reset(seed=seed)
     agent.seed_episode(seed)
     agent.begin_episode(mode)
     N = obs.shape[0]
     active = np.ones(N, dtype=bool)
     ret = np.zeros(N)
+    tripped = np.zeros(N, dtype=bool)
     for _ in range(env.episode_steps):
         priv = env.factors
         action = agent.act(obs, priv)
@@ -75,11 +78,15 @@ def run_episode(env: VecEnvLike, agent: Agent, mode: str, seed: int) -> np.ndarr
             trans_next[done] = info["final_obs"][done]
         agent.observe(obs, np.clip(action, -1.0, 1.0), rew, trans_next, active)
         ret += rew * active
+        if "overload" in info:
+            tripped |= info["overload"] & active
         active &= ~done
         obs = next_obs
         if not active.any():
             break
     agent.end_episode()
+    if overloads is not None:
+        overloads.append(tripped)
     return ret
 
 
@@ -93,6 +100,7 @@ class SettingResult:
     oracle: np.ndarray
     uncertainty: dict[int, float] | None = None
     zero_shot_paired: dict[int, np.ndarray] | None = None  # zero-shot with rollout k's seed
+    overload: dict[str, float] | None = None  # per column, the fraction of episodes overloaded
 
 
 def evaluate_setting(env: VecEnvLike, agent: Agent, baseline: Agent | None, rollouts: Sequence[int],
@@ -107,13 +115,14 @@ def evaluate_setting(env: VecEnvLike, agent: Agent, baseline: Agent | None, roll
     rollout runs with rollout k's seed (same start states, sensor noise and agent noise), so the
     difference measures the adaptation, not the luck of two different rollouts."""
     kmax = max(rollouts)
+    ol: dict[str, list[np.ndarray]] = {"robust": [], "zero_shot": [], "adapted": [], "oracle": []}
     s = lambda j: derive_seed(seed, j)  # noqa: E731 -- rollout j of every column shares start states
     robust = None
     if baseline is not None:
         baseline.reset_task()
-        robust = run_episode(env, baseline, "prior", s(0))
+        robust = run_episode(env, baseline, "prior", s(0), ol["robust"])
     agent.reset_task()
-    zero = run_episode(env, agent, "prior", s(0))
+    zero = run_episode(env, agent, "prior", s(0), ol["zero_shot"])
     paired = {}
     for k in rollouts:
         agent.reset_task()
@@ -125,14 +134,18 @@ def evaluate_setting(env: VecEnvLike, agent: Agent, baseline: Agent | None, roll
         u = agent.uncertainty()
         if u is not None:
             unc[j] = float(np.mean(u))
-        seq.append(run_episode(env, agent, "adapt", s(j)))
+        seq.append(run_episode(env, agent, "adapt", s(j), ol["adapted"]))
         if separate and j < kmax:
             run_episode(env, agent, agent.explore_mode, s(200 + j))
     agent.reset_task()
     for j in range(agent.oracle_warmup):
         run_episode(env, agent, agent.explore_mode, s(100 + j))
-    oracle = run_episode(env, agent, "oracle", s(0))
-    return SettingResult(robust, zero, {k: seq[k] for k in rollouts}, oracle, unc or None, paired)
+    oracle = run_episode(env, agent, "oracle", s(0), ol["oracle"])
+    overload = {col: float(flags[0].mean()) for col, flags in ol.items()
+                if flags and col != "adapted"}
+    overload.update({f"adapted_{k}": float(ol["adapted"][k].mean()) for k in rollouts})
+    return SettingResult(robust, zero, {k: seq[k] for k in rollouts}, oracle, unc or None, paired,
+                         overload)
 
 
 def summarize(r: SettingResult) -> dict[str, Any]:
@@ -149,6 +162,8 @@ def summarize(r: SettingResult) -> dict[str, Any]:
         "gain": {str(k): ci95(r.adapted[k] - (r.zero_shot_paired or {}).get(k, r.zero_shot)) for k in ks},
         "gap_closed": {}, "frac_oracle": {},
         "n_tasks": len(r.zero_shot),
+        # the fraction of each column's episodes that a servo's overload shutdown ended
+        "overload_episodes": r.overload or {},
     }
     for k in ks:
         a = float(r.adapted[k].mean())

@@ -5,7 +5,8 @@ latency, sensor noise and bias, observations, named reward terms, episode bookke
 auto-reset. A :class:`PhysicsBackend` owns the engine. Contract (dm_control / Gymnasium):
 
 * ``step`` holds each action for ``control_dt`` = ``substeps * physics_dt`` (zero-order hold).
-* ``terminated`` is a terminal state of the task; ``truncated`` is the time limit. They are
+* ``terminated`` is a terminal state of the task, or a servo's overload shutdown
+  (:class:`OverloadMonitor`, ``info["overload"]``); ``truncated`` is the time limit. They are
   never both true.
 * Auto-reset: a finished env is reset inside ``step``; the last observation of the finished
   episode is in ``info["final_obs"]`` (rows where ``info["done"]``), and the returned
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robot_meta.sim.overload_monitor import OverloadMonitor
 from robot_meta.sim.randomize import FamilySpec, ParamSampler
 from robot_meta.sim.robots.robot_def import RobotDef
 from robot_meta.sim.task import InitSpec, Task
@@ -203,6 +205,7 @@ class BatchedEnv:
         self._ep_terms = np.zeros((len(task.reward_terms), B))
         self.ep_terms = dict(zip(task.reward_terms, self._ep_terms, strict=True))  # row views
         self.obs = np.zeros((B, self.obs_dim))
+        self.overload = OverloadMonitor(robot, B)
         self._seed_rngs(seed)
 
     # ---- seeding -----------------------------------------------------------------------------
@@ -315,6 +318,7 @@ class BatchedEnv:
             self.task_state[k][rows] = v
         self.t[rows] = 0
         self._act_buf[rows] = 0.0
+        self.overload.reset(rows)
         self.ep_return[rows] = 0.0
         self._ep_terms[:, rows] = 0.0
         self.obs[rows] = self._observe(rows, every=n == self.num_envs)
@@ -358,7 +362,8 @@ class BatchedEnv:
         """Apply actions (B, nu) in [-1, 1] (clipped). Returns obs, reward, terminated,
         truncated, info. ``info`` holds ``reward_terms`` {name: (B,)}, ``done`` (B,),
         ``final_obs`` (B, obs_dim), ``episode_return`` and ``episode_length`` (valid where done),
-        and ``applied_action`` (the delayed action that reached the motors)."""
+        ``applied_action`` (the delayed action that reached the motors) and ``overload`` (B,),
+        the envs whose episode a servo's overload shutdown ended (then also terminated)."""
         # Latency: the motors receive the action commanded L_i steps ago (zeros before t = 0).
         self._buf_pos = pos = (self._buf_pos + 1) % self._L
         a = self._act_buf[:, pos]  # the newest action goes straight into the ring buffer
@@ -373,12 +378,18 @@ class BatchedEnv:
         reward = np.add.reduce(rterms, axis=0)  # r = ((r_1 + r_2) + r_3) + ..., in term order
         terms = dict(zip(self._term_names, rterms, strict=True))
         terminated = self.task.terminated(q, dq, self.task_state)
+        if self.overload.active:
+            overload = self.overload.update(applied, dq)
+            terminated |= overload
+        else:
+            overload = np.zeros(self.num_envs, dtype=bool)
         done = terminated | (self.t >= self.episode_steps)
         truncated = done ^ terminated  # out of time and not terminal
         self.ep_return += reward
         self._ep_terms += rterms
         self.obs = self._observe(slice(None), every=True)
-        info: dict[str, Any] = {"reward_terms": terms, "done": done, "applied_action": applied}
+        info: dict[str, Any] = {"reward_terms": terms, "done": done, "applied_action": applied,
+                                "overload": overload}
 
         if self.resample_prob > 0.0:
             redraw = self._u_params.take(self.num_envs) < self.resample_prob

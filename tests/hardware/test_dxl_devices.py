@@ -11,7 +11,6 @@ from robot_meta.hardware.dynamixel import control_table as ct
 from robot_meta.hardware.dynamixel import protocol as p
 from robot_meta.hardware.dynamixel.device import (
     DRIVE_OFF,
-    OVERLOAD_TIME_S,
     REBOOT_TIME_S,
     DynamixelDevice,
 )
@@ -276,7 +275,8 @@ def test_present_pwm_current_and_input_voltage() -> None:
 
 @pytest.mark.parametrize("mode", [ct.MODE_CURRENT, ct.MODE_PWM])
 def test_stalled_servo_at_its_current_limit_overloads(mode: int) -> None:
-    """A shaft held still (a static plant) at the current limit for OVERLOAD_TIME_S: the
+    """A shaft held still (a static plant) at the current limit for the servo file's overload
+    time_s: the
     overload error turns torque off. In PWM mode the stall current I_s is capped by the limit."""
     from robot_meta.hardware.emulation.emulated_robot import EmulatedRobot, StaticPlant
 
@@ -290,7 +290,8 @@ def test_stalled_servo_at_its_current_limit_overloads(mode: int) -> None:
     emu.advance_to(0.5)
     assert d.get("present_current") == pytest.approx(743, abs=1)  # the motor's actual current
     assert d.torque_enabled and not d.hardware_error
-    for t in (1.0, 1.5, OVERLOAD_TIME_S + 0.01):  # advance_to simulates <= 1 s per call
+    overload_s = d.joint.servo.overload.time_s
+    for t in (1.0, 1.5, overload_s + 0.01):  # advance_to simulates <= 1 s per call
         emu.advance_to(t)
     assert d.hardware_error & ct.HW_OVERLOAD and not d.torque_enabled
     assert emu.device(1).hardware_error == 0

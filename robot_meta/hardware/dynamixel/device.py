@@ -42,10 +42,6 @@ from robot_meta.hardware.dynamixel import protocol as p
 from robot_meta.hardware.hardware_map import JointHardware
 
 REBOOT_TIME_S = 0.1  # silent period after a reboot instruction
-# Overload: |current| at >= 95 % of the current limit with the shaft stalled for this long.
-OVERLOAD_TIME_S = 2.0
-OVERLOAD_FRACTION = 0.95
-STALL_VELOCITY_RAD_S = 0.05
 WATCHDOG_UNIT_S = 0.020
 GOAL_REGISTERS = ("goal_pwm", "goal_current", "goal_velocity", "goal_position")
 
@@ -409,15 +405,17 @@ class DynamixelDevice:
         self.set("present_pwm", self._present_pwm(current_a, duty, vel_raw))
         if "moving" in fmt:
             self.set("moving", int(abs(vel_raw) > self.get("moving_threshold")))
-        # Overload: a stalled shaft at (nearly) full current for OVERLOAD_TIME_S.
-        if current_a == 0.0 or not self.torque_enabled:
+        # Overload (the servo file's [overload]): a stalled shaft at (nearly) full current for
+        # time_s.
+        ol = servo.overload
+        if ol is None or current_a == 0.0 or not self.torque_enabled:
             self._stall_time = 0.0
             return
         limit_a = self.get("current_limit") * j.current_unit_a
-        stalled = abs(dq_meas) < STALL_VELOCITY_RAD_S * max(j.transmission, 1e-9)
-        if limit_a > 0 and abs(current_a) >= OVERLOAD_FRACTION * limit_a and stalled:
+        stalled = abs(dq_meas) < ol.stall_speed * max(j.transmission, 1e-9)
+        if limit_a > 0 and abs(current_a) >= ol.current_fraction * limit_a and stalled:
             self._stall_time += dt
-            if self._stall_time >= OVERLOAD_TIME_S:
+            if self._stall_time >= ol.time_s:
                 self.raise_hardware_error(ct.HW_OVERLOAD)
                 self._stall_time = 0.0
         else:

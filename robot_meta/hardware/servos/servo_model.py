@@ -79,6 +79,19 @@ class GearboxSpec:
 
 
 @dataclass(frozen=True)
+class OverloadSpec:
+    """The servo's overload shutdown (Hardware Error Status bit 5, "persistent load beyond the
+    maximum output"): it latches when |I| >= current_fraction * I_limit with the output shaft
+    slower than stall_speed, continuously for time_s. The simulators end an episode there
+    (:class:`robot_meta.sim.overload_monitor.OverloadMonitor`) and the emulated servo shuts
+    down, from these same numbers."""
+
+    current_fraction: float  # of the Current Limit register's value
+    time_s: float  # s
+    stall_speed: float  # rad/s at the output shaft
+
+
+@dataclass(frozen=True)
 class ServoModel:
     """One servo (or passive encoder) model, as its data file describes it."""
 
@@ -92,6 +105,7 @@ class ServoModel:
     voltage_unit_v: float  # V per Present Input Voltage unit
     motor: MotorSpec | None = None
     gearbox: GearboxSpec | None = None
+    overload: OverloadSpec | None = None
     current_limit_raw: int = 0
     pwm_limit_raw: int = 0
     registers: dict[str, RegisterOverride] = field(default_factory=dict, compare=False)
@@ -221,6 +235,7 @@ class ServoFile:
     motor: MotorSpec | None = None
     limits: LimitsSpec | None = None
     gearbox: GearboxSpec | None = None
+    overload: OverloadSpec | None = None
     registers: dict[str, RegisterOverride] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
@@ -229,7 +244,7 @@ class ServoFile:
                 raise ServoSpecError(f"{where}.{key}: expected a non-empty string")
         if self.motor is None:
             return
-        for key in ("limits", "gearbox"):
+        for key in ("limits", "gearbox", "overload"):
             if getattr(self, key) is None:
                 raise ServoSpecError(f"{where}: missing table [{key}] (a servo with a [motor] needs it)")
 
@@ -254,6 +269,15 @@ def _check_gearbox(g: GearboxSpec, where: str) -> None:
             raise ServoSpecError(f"{where}.{name}: must be >= 0, got {v!r}")
 
 
+def _check_overload(o: OverloadSpec, where: str) -> None:
+    if not 0.0 < o.current_fraction <= 1.0:
+        raise ServoSpecError(f"{where}.current_fraction: expected a fraction in (0, 1], got "
+                             f"{o.current_fraction!r}")
+    for name in ("time_s", "stall_speed"):
+        if getattr(o, name) <= 0:
+            raise ServoSpecError(f"{where}.{name}: must be > 0, got {getattr(o, name)!r}")
+
+
 def parse_servo(data: dict[str, Any], where: str) -> ServoModel:
     """Validate a servo file's contents (see ``xm430-w350.toml``) with the shared TOML loader
     (:func:`robot_meta.toml_config.from_dict`: unknown keys get "did you mean ...")."""
@@ -262,13 +286,15 @@ def parse_servo(data: dict[str, Any], where: str) -> ServoModel:
         _check_motor(f.motor, f"{where}.motor")
     if f.gearbox is not None:
         _check_gearbox(f.gearbox, f"{where}.gearbox")
+    if f.overload is not None:
+        _check_overload(f.overload, f"{where}.overload")
     u = f.units
     return ServoModel(
         model=f.model, model_number=f.model_number, control_table=f.control_table,
         ticks_per_rev=u.ticks_per_rev,
         velocity_unit_rad_s=u.velocity_rpm * 2.0 * math.pi / 60.0,
         current_unit_a=u.current_a, pwm_unit=u.pwm_percent / 100.0, voltage_unit_v=u.voltage_v,
-        motor=f.motor, gearbox=f.gearbox,
+        motor=f.motor, gearbox=f.gearbox, overload=f.overload,
         current_limit_raw=f.limits.current_limit if f.limits else 0,
         pwm_limit_raw=f.limits.pwm_limit if f.limits else 0,
         registers=f.registers, source=where)
