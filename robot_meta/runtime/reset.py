@@ -109,6 +109,25 @@ def folder_reset(hw: HardwareMap) -> Any:
     return load_folder_module(folder, "reset")
 
 
+# The PID reset's default gains (ResetController). A robot folder's reset.py may set its own
+# RESET_GAINS with any of these keys.
+RESET_GAINS = {"full_effort_error": 0.9, "damping_time": 0.1, "integral_rate": 1.0}
+
+
+def reset_gains(hw: HardwareMap, **given: float | None) -> dict[str, float]:
+    """The reset's gains for a robot: :data:`RESET_GAINS`, then the robot folder's
+    ``RESET_GAINS``, then the ``given`` values that are not None."""
+    gains = dict(RESET_GAINS)
+    folder_gains = getattr(folder_reset(hw), "RESET_GAINS", {})
+    unknown = set(folder_gains) - set(RESET_GAINS)
+    if unknown:
+        raise UserError(f"the robot folder's reset.py: RESET_GAINS has unknown keys "
+                        f"{sorted(unknown)}; the keys are {sorted(RESET_GAINS)}")
+    gains.update(folder_gains)
+    gains.update({k: v for k, v in given.items() if v is not None})
+    return gains
+
+
 def make_reset(robot: Robot, q_start: np.ndarray) -> Any:
     """The reset controller for ``q_start``: the robot folder's special reset when its
     ``reset.py`` defines ``make_reset(robot, q_start)`` and that returns one (the cartpole's
@@ -146,13 +165,16 @@ class ResetController:
             effort limit.
         damping_time: Kd / Kp [s].
         integral_rate: Ki / Kp [1/s].
+            These three default to :data:`RESET_GAINS`, updated by the robot folder's
+            ``reset.py`` when it defines ``RESET_GAINS`` (gains that suit its inertias and
+            latencies); arguments given here win.
         max_speed: the speed of the reference [rad/s or m/s].
         settle_passive: wait for passive joints to settle too (False: actuated joints only).
     """
 
     def __init__(self, robot: Robot, q_start: np.ndarray, period_s: float = 0.005, *,
-                 full_effort_error: float = 0.9, damping_time: float = 0.1,
-                 integral_rate: float = 1.0, max_speed: float = 1.5, pos_tol: float = 0.04,
+                 full_effort_error: float | None = None, damping_time: float | None = None,
+                 integral_rate: float | None = None, max_speed: float = 1.5, pos_tol: float = 0.04,
                  vel_tol: float = 0.15, hold_s: float = 0.2, timeout_s: float = 10.0,
                  passive_timeout_s: float = 30.0, settle_passive: bool = True):
         hw = robot.hw
@@ -163,9 +185,11 @@ class ResetController:
         self.passive = [k for k, j in enumerate(hw.joints) if not j.actuated]
         self.revolute = revolute_mask(hw)
         self.effort_limit = np.array([hw.joints[k].effort_limit for k in self.act])
-        self.kp = self.effort_limit / full_effort_error
-        self.kd = damping_time * self.kp
-        self.ki = integral_rate * self.kp
+        gains = reset_gains(hw, full_effort_error=full_effort_error, damping_time=damping_time,
+                            integral_rate=integral_rate)
+        self.kp = self.effort_limit / gains["full_effort_error"]
+        self.kd = gains["damping_time"] * self.kp
+        self.ki = gains["integral_rate"] * self.kp
         self.max_speed = max_speed
         self.pos_tol, self.vel_tol, self.hold_s = pos_tol, vel_tol, hold_s
         self.watched = list(range(len(hw.joints))) if settle_passive else self.act
