@@ -56,6 +56,8 @@ def cell(block: dict[str, Any]) -> dict[str, Any]:
     out["robust"] = None if robust is None else round(robust["mean"], 2)
     out["frac_oracle_3"] = _round(block["frac_oracle"].get("3"), 4)
     out["gap_closed_3"] = _round(block["gap_closed"].get("3"), 4)
+    # the fraction of rollout 3's episodes a servo overload shutdown ended (None: not recorded)
+    out["overload_3"] = _round(block.get("overload_episodes", {}).get("adapted_3"), 4)
     return out
 
 
@@ -64,7 +66,8 @@ def _round(x: float | None, nd: int) -> float | None:
 
 
 # Per-cell figures averaged across runs in the summary; headroom is derived from two of them.
-ACROSS = ("zero_shot", "adapted_1", "adapted_3", "oracle", "robust", "frac_oracle_3", "gap_closed_3")
+ACROSS = ("zero_shot", "adapted_1", "adapted_3", "oracle", "robust", "frac_oracle_3", "gap_closed_3",
+          "overload_3")
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ averaged over its eval seeds) of:
 * headroom = (oracle - robust) / oracle, what knowing the task is worth on these tasks;
 * frac_oracle@3 = adapted[3] / oracle and gap_closed@3 = (adapted[3] - robust) /
   (oracle - robust), the issue-21 targets (>= 0.9 and >= 0.8 for the context methods);
+* overload@3: the fraction of rollout 3's episodes that a servo's overload shutdown ended
+  (the simulator ends an episode where the servo would latch, robot_meta.sim.overload_monitor);
 * the paired gain after 3 rollouts, and training minutes and steps.
 
 Each study writes ``OUT/seeds_<launch>.json`` after every evaluation and the table goes to
@@ -34,7 +36,7 @@ from typing import Any
 from robot_meta.launch.bench_cli import add_methods_option, bench_main, split_methods
 
 COLUMNS = ("zero_shot", "adapted_1", "adapted_3", "oracle", "robust", "headroom", "frac_oracle_3",
-           "gap_closed_3")
+           "gap_closed_3", "overload_3")
 
 
 def _seeds() -> Any:
@@ -110,15 +112,16 @@ def markdown(t: dict[str, Any]) -> None:
     for s in ("in_dist", "ood"):
         print(f"\n{s}\n")
         print("| method | zero-shot | after 1 | after 3 | oracle | robust | headroom | frac_oracle@3 "
-              "| gap_closed@3 | gain[3] | train min / M steps |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "| gap_closed@3 | overload@3 | gain[3] | train min / M steps |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for m, row in t["methods"].items():
             v = row["summary"][s]
             g = v["gain_3_across_runs"]
             gain = "—" if g is None else f"{g['mean']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
             tm, ts = row["summary"].get("train_minutes"), row["summary"].get("train_steps")
             train = "—" if tm is None or ts is None else f"{tm['mean']:.1f} / {ts['mean'] / 1e6:.1f}"
-            cells = [_fmt(v.get(k), pct=k in ("headroom", "frac_oracle_3", "gap_closed_3"))
+            cells = [_fmt(v.get(k), pct=k in ("headroom", "frac_oracle_3", "gap_closed_3",
+                                              "overload_3"))
                      for k in COLUMNS]
             print(f"| {m} | " + " | ".join(cells) + f" | {gain} | {train} |")
 

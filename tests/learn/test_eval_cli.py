@@ -7,7 +7,8 @@ import pytest
 
 from robot_meta.launch.cli import main
 
-KEYS = {"robust", "zero_shot", "adapted", "oracle", "gain", "gap_closed", "frac_oracle", "n_tasks"}
+KEYS = {"robust", "zero_shot", "adapted", "oracle", "gain", "gap_closed", "frac_oracle", "n_tasks",
+        "overload_episodes"}
 
 
 def test_train_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,6 +37,9 @@ def test_eval_json_sim_and_twin(tiny_runs: dict[str, Path], tmp_path: Path,
     assert set(table) == {"in_dist", "ood", "twin:heavy"}
     for s in table.values():
         assert set(s) == KEYS
+        # per column, the fraction of episodes a servo overload shutdown ended
+        assert {"robust", "zero_shot", "oracle"} <= set(s["overload_episodes"])
+        assert all(0.0 <= f <= 1.0 for f in s["overload_episodes"].values())
         for col in ("robust", "zero_shot", "oracle"):
             assert set(s[col]) == {"mean", "ci95"} and len(s[col]["ci95"]) == 2
         for col in ("adapted", "gain", "gap_closed", "frac_oracle"):
