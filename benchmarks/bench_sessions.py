@@ -43,10 +43,18 @@ from typing import Any
 
 from robot_meta.launch.bench_cli import add_methods_option, bench_main, split_methods
 
-METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia", "sysid")
+METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia", "sysid", "real2sim2real")
 # A bench method that is not a training algorithm: the run it adapts and its `adapt --method`.
 # sysid identifies the factors from the K rollouts (mujoco.sysid) and drives RMA's teacher.
-RUN_OF = {"sysid": "rma"}
+# real2sim2real identifies each hidden robot from an excitation session (robot-meta sysid),
+# fine-tunes the RMA run on the narrowed family (train --family ident/family.toml --init RUN)
+# and runs the session with that run's bundle (prepare_real2sim2real).
+RUN_OF = {"sysid": "rma", "real2sim2real": "rma"}
+# Paired comparisons over the hidden robots both methods completed: (method, column) minus
+# (method, column). Issue 22: sysid against the context method it drives, and the fine-tuned
+# run's zero-shot against the un-tuned one's.
+PAIRED = ((("sysid", "after"), ("rma", "after")),
+          (("real2sim2real", "before"), ("rma", "before")))
 ADAPT_METHOD = {"sysid": "sysid"}
 # The hand-written hidden files were written for these families; --hidden-sets uses the headline.
 FAMILY = {"cartpole": "all", "arm2": "payload"}
@@ -72,6 +80,34 @@ def export(run: Path, bundle: Path) -> Path:
     if rc:
         raise UserError(f"export of {run} failed (exit {rc})")
     return bundle
+
+
+def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: int) -> Path:
+    """Real2sim2real on one emulated robot: ``robot-meta sysid`` with excitation on ``port``
+    (OUT/ident), ``robot-meta train RUN/config.toml --family OUT/ident/family.toml --init RUN
+    --steps STEPS`` (OUT/run), and its export (OUT/bundle). Each step is skipped when its output
+    exists, so a killed table resumes. Returns the bundle."""
+    from robot_meta.errors import UserError
+    from robot_meta.launch.cli import main
+
+    ident, tuned = out / "ident", out / "run"
+    if not (ident / "family.toml").is_file():
+        print("      real2sim2real: identifying (robot-meta sysid, excitation)", file=sys.stderr, flush=True)
+        resume = ["--resume", str(ident / "excitation")] if (ident / "excitation").is_dir() else []
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["sysid", "--robot", robot, "--port", port, "--no-calibration",
+                       "-o", str(ident), "--no-html", *resume])
+        if rc:
+            raise UserError(f"real2sim2real: sysid failed (exit {rc})")
+    if not (tuned / "checkpoint.pt").is_file():
+        print(f"      real2sim2real: fine-tuning {run.name} for {steps:,} steps on the narrowed family",
+              file=sys.stderr, flush=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["train", str(run / "config.toml"), "--family", str(ident / "family.toml"),
+                       "--init", str(run), "--steps", str(steps), "--out", str(tuned), "--no-progress"])
+        if rc:
+            raise UserError(f"real2sim2real: fine-tuning failed (exit {rc})")
+    return export(tuned, out / "bundle")
 
 
 def session(
@@ -199,7 +235,17 @@ def hidden_table(robot: str, family: str, results: dict[str, dict[str, dict[str,
                                     if entry["oracle"]["mean"] > 0 else None)
             entry["deadlines_met_min"] = min(r["deadlines_met"] for r in rows)
             table[m][split] = entry
-    return {"robot": robot, "family": family, "hidden_sets": len(results), "methods": table}
+    paired: dict[str, Any] = {}
+    for (ma, ca), (mb, cb) in PAIRED:
+        key = f"{ma} {ca} - {mb} {cb}"
+        for split in ("all", "in_range", "beyond"):
+            d = [per[ma][ca] - per[mb][cb] for h, per in results.items()
+                 if split in ("all", splits[h]) and all(m in per and "error" not in per[m]
+                                                         for m in (ma, mb))]
+            if d:
+                paired.setdefault(key, {})[split] = cell(d)
+    return {"robot": robot, "family": family, "hidden_sets": len(results), "methods": table,
+            "paired": paired}
 
 
 def hidden_markdown(t: dict[str, Any]) -> str:
@@ -228,11 +274,14 @@ def hidden_markdown(t: dict[str, Any]) -> str:
                 f"{100 * e['deadlines_met_min']:.2f} % |"
             )
         lines.append("")
+    for key, per_split in t.get("paired", {}).items():
+        cells = ", ".join(f"{s} {c(v)} (n = {v['n']})" for s, v in per_split.items())
+        lines.append(f"Paired over hidden robots, **{key}**: {cells}")
     return "\n".join(lines)
 
 
 def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[str, Path | str],
-                    family: str, out: Path) -> dict[str, Any]:
+                    family: str, out: Path, runs: dict[str, Path] | None = None) -> dict[str, Any]:
     """``--hidden-sets N``: N drawn hidden robots x methods, one saved result per session, resumable."""
     from robot_meta.errors import UserError
     from robot_meta.hardware.errors import HardwareError, OverspeedError
@@ -261,7 +310,8 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
         emu = None
         try:
             for m in todo:
-                shutil.rmtree(out / h.name / m, ignore_errors=True)  # a half-finished session restarts
+                for stale in ("session", "deploy"):  # a half-finished session restarts
+                    shutil.rmtree(out / h.name / m / stale, ignore_errors=True)
                 if emu is None:
                     emu = EmulatorProcess(args.robot, path, seed=args.seed,
                                           log=out / f"emulator-{h.name}.log").__enter__()
@@ -269,6 +319,10 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                 try:
                     if isinstance(b, str):
                         raise UserError(b)
+                    if m == "real2sim2real":
+                        assert runs is not None
+                        b = prepare_real2sim2real(args.robot, emu.port, runs[m], out / h.name / m,
+                                                  args.finetune_steps)
                     r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path, out / h.name / m, args,
                                 method=ADAPT_METHOD.get(m, "auto"))
                 except (UserError, HardwareError) as e:  # saved too: a rerun does not retry it
@@ -323,6 +377,9 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-rollouts", type=int, default=2, help="evaluation rollouts per column (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="working directory (default <runs>/sessions-<robot>)")
+    p.add_argument("--finetune-steps", type=int, default=1_000_000,
+                   help="real2sim2real: env steps of fine-tuning on each identified family "
+                        "(default 1,000,000)")
     p.add_argument("--run-seed", type=int, default=None,
                    help="use the runs of this training seed, <robot>-<family>-<method>-s<N> "
                         "(as `bench table` and `bench seeds` leave them)")
@@ -341,6 +398,8 @@ def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, 
         raise UserError(error)
     if args.hidden_sets is not None and args.hidden:
         raise UserError("--hidden and --hidden-sets: give one of them")
+    if "real2sim2real" in methods and args.hidden_sets is None:
+        raise UserError("real2sim2real identifies and fine-tunes per hidden robot: give --hidden-sets N")
     if args.hidden_sets is not None and args.hidden_sets < 1:
         raise UserError(f"--hidden-sets: need at least 1, got {args.hidden_sets}")
     runs = Path(args.runs)
@@ -350,15 +409,16 @@ def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, 
     bundles: dict[str, Path | str] = {
         "ppo": export(runs / f"{args.robot}-{fam}-ppo{suffix}", out / "bundles" / "ppo")
     }
+    run_dirs: dict[str, Path] = {}
     for m in methods:
         try:
-            run = runs / f"{args.robot}-{fam}-{RUN_OF.get(m, m)}{suffix}"
+            run = run_dirs[m] = runs / f"{args.robot}-{fam}-{RUN_OF.get(m, m)}{suffix}"
             bundles[m] = export(run, out / "bundles" / m)
         except UserError as e:  # e.g. an export that fails parity: its row says so
             print(f"{m}: {e}", file=sys.stderr, flush=True)
             bundles[m] = f"export failed: {e}"
     if args.hidden_sets is not None:
-        return run_hidden_sets(args, methods, bundles, fam, out)
+        return run_hidden_sets(args, methods, bundles, fam, out, run_dirs)
     names = args.hidden.split(",") if args.hidden else HIDDEN[args.robot]
     hidden = [Path(n) if n.endswith(".toml") else ROOT / "examples" / "hidden" / f"{n}.toml" for n in names]
     result: dict[str, Any] = {

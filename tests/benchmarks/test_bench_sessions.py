@@ -161,3 +161,42 @@ def test_a_servo_shutdown_gives_the_next_method_a_fresh_robot(bench, tmp_path: P
     res = json.loads((tmp_path / "hidden_sets_arm2.json").read_text())
     assert res["methods"]["rma"]["all"]["hardware_errors"] == 2
     assert res["methods"]["pearl"]["all"]["sets"] == 2
+
+
+def test_real2sim2real_fine_tunes_per_hidden_robot_and_is_paired_with_rma(
+        bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """real2sim2real identifies and fine-tunes once per hidden robot (its own bundle), resumes
+    without redoing either, and the table pairs its zero-shot with the un-tuned RMA's, and
+    sysid's after with RMA's, over the robots both completed."""
+    mod, calls = bench
+    prepared: list[tuple[str, str]] = []
+
+    def fake_prepare(robot: str, port: str, run: Path, out: Path, steps: int) -> Path:
+        prepared.append((out.parent.name, run.name))
+        assert steps == 5000
+        return out / "bundle"
+
+    monkeypatch.setattr(mod, "prepare_real2sim2real", fake_prepare)
+    argv = ["--robot", "arm2", "--methods", "rma,sysid,real2sim2real", "--hidden-sets", "2",
+            "--finetune-steps", "5000", "--runs", str(tmp_path), "--out", str(tmp_path / "o"),
+            "--json"]
+    assert mod.main(argv) == 0
+    assert [r for _, r in prepared] == ["arm2-servo-rma", "arm2-servo-rma"]
+    assert len({h for h, _ in prepared}) == 2  # once per hidden robot
+    assert [b for _, b in calls].count("bundle") == 2  # the fine-tuned bundle, not the RMA one
+    table = json.loads(capsys.readouterr().out)
+    sessions = table["sessions"]
+    want = [s["real2sim2real"]["before"] - s["rma"]["before"] for s in sessions.values()]
+    got = table["paired"]["real2sim2real before - rma before"]["all"]
+    assert got["n"] == 2 and got["mean"] == pytest.approx(sum(want) / 2, abs=0.01)
+    assert table["paired"]["sysid after - rma after"]["all"]["n"] == 2
+    prepared.clear()
+    assert mod.main(argv) == 0 and prepared == []  # finished: nothing redone
+
+
+def test_real2sim2real_needs_hidden_sets(bench, tmp_path: Path) -> None:
+    from robot_meta.errors import UserError
+
+    mod, calls = bench
+    with pytest.raises(UserError, match="real2sim2real.*--hidden-sets"):
+        mod.main(["--methods", "real2sim2real", "--out", str(tmp_path)])
