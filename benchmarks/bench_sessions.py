@@ -22,11 +22,15 @@ no-load speed.
 ``--hidden-sets N`` replaces the hand-written files by N hidden robots drawn with a fixed seed
 (``--hidden-seed``) from the documented held-out distribution of
 :mod:`robot_meta.sim.hidden_robots` (half in the training ranges, half beyond them, the twin's
-servo effects on). Each finished (hidden robot, method) session is saved atomically as
-``OUT/<hidden>/<method>/result.json``, and a rerun skips it, so a long table resumes where it
-was killed. The table then gives, per method and over the hidden robots (all, in range, beyond),
-the mean and 95 % CI of before, after, oracle and robust, the paired ``after - robust``
-difference with its CI, and the fraction of control deadlines met.
+servo effects on), as calibrated: a session scores its rollouts from the robot's encoders, as
+on a real robot, so an encoder offset would skew the score (a policy that compensates it would
+look off target); the robots' offsets are therefore the residuals ``robot-meta calibrate``
+leaves, within 0.01 rad (``--miscalibrated`` keeps the family's offsets). Each finished
+(hidden robot, method) session is saved atomically as ``OUT/<hidden>/<method>/result.json``,
+and a rerun skips it, so a long table resumes where it was killed. The table then gives, per
+method and over the hidden robots (all, in range, beyond), the mean and 95 % CI of before,
+after, oracle and robust, the paired ``after - robust`` difference with its CI, and the fraction
+of control deadlines met.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ ADAPT_METHOD = {"sysid": "sysid"}
 FAMILY = {"cartpole": "all", "arm2": "payload"}
 HIDDEN = {"cartpole": ("cartpole_heavy", "cartpole_beyond"), "arm2": ("arm2_payload", "arm2_beyond")}
 COLUMNS = ("before", "after", "oracle", "robust")
+# --hidden-sets robots are drawn as calibrated: encoder offsets within what `robot-meta calibrate`
+# leaves (every offset within 0.01 rad, `bench calibrate`); see robot_meta.sim.hidden_robots.
+CALIBRATION_RESIDUAL = 0.01
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -283,24 +290,33 @@ def hidden_markdown(t: dict[str, Any]) -> str:
 def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[str, Path | str],
                     family: str, out: Path, runs: dict[str, Path] | None = None) -> dict[str, Any]:
     """``--hidden-sets N``: N drawn hidden robots x methods, one saved result per session, resumable."""
+    import hashlib
+
     from robot_meta.errors import UserError
     from robot_meta.hardware.errors import HardwareError, OverspeedError
     from robot_meta.launch.emulator_process import EmulatorProcess
     from robot_meta.runtime.atomic import write_json_atomic
     from robot_meta.sim.hidden_robots import draw_hidden_robots
 
-    robots = draw_hidden_robots(args.robot, family, args.hidden_sets, seed=args.hidden_seed)
+    residual = None if args.miscalibrated else CALIBRATION_RESIDUAL
+    robots = draw_hidden_robots(args.robot, family, args.hidden_sets, seed=args.hidden_seed,
+                                calibration_residual=residual)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     splits: dict[str, str] = {}
     for i, h in enumerate(robots):
         path = h.write(out / "hidden")
+        sha = hashlib.sha256(h.to_toml().encode()).hexdigest()
         splits[h.name] = h.split
         per = results.setdefault(h.name, {})
         todo = []
         for m in methods:
             saved = out / h.name / m / "result.json"
-            if saved.is_file():  # finished before: resume without redoing it
-                per[m] = json.loads(saved.read_text())
+            old = json.loads(saved.read_text()) if saved.is_file() else None
+            if old is not None and old.get("hidden_sha256", sha) != sha:
+                raise UserError(f"{saved}: a session on a different {h.name} (another --hidden-seed "
+                                f"or --miscalibrated); give another --out")
+            if old is not None:  # finished before: resume without redoing it
+                per[m] = old
             else:
                 todo.append(m)
         print(f"[{i + 1}/{len(robots)} {h.name}] {len(methods) - len(todo)} done, {len(todo)} to run",
@@ -336,6 +352,7 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                         emu = None
                 r["hidden"] = h.name
                 r["split"] = h.split
+                r["hidden_sha256"] = sha
                 write_json_atomic(out / h.name / m / "result.json", r)
                 per[m] = r
         finally:
@@ -373,6 +390,11 @@ def _options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hidden-seed", type=int, default=2026,
                    help="seed of the hidden-robot draw (default 2026)")
+    p.add_argument("--miscalibrated", action="store_true",
+                   help="--hidden-sets: keep the family's encoder offsets instead of drawing them as "
+                        f"calibration leaves them (within +-{CALIBRATION_RESIDUAL} rad). The session "
+                        "scores rollouts from the robot's own encoders, so an offset it does not "
+                        "know skews the score itself")
     p.add_argument("--rollouts", type=int, default=3, help="adaptation rollouts K (default 3)")
     p.add_argument("--eval-rollouts", type=int, default=2, help="evaluation rollouts per column (default 2)")
     p.add_argument("--seed", type=int, default=0)

@@ -23,6 +23,15 @@ not two hand-written files, and the draw must be reproducible. :func:`draw_hidde
   A robot with no servo-driven joint gets no effects (they apply to servo joints only); a servo
   file without ``[gearbox]`` gives no stiction or backlash.
 
+* **as calibrated** (``calibration_residual=r``): the emulator tables score each rollout from
+  the robot's own encoders, as the runtime on a real robot does, so an encoder offset the
+  session does not know about corrupts the score itself (a policy that compensates a horn
+  homed 0.2 rad off looks 0.2 rad off target). On a robot the sessions come after
+  ``robot-meta calibrate``, which recovers the offsets within 0.01 rad (``bench calibrate``).
+  With ``r`` given, every ``<joint>_bias`` factor is therefore the residual after calibration,
+  ``b ~ U(-r, r)``, drawn from a stream of its own (so the rest of robot i is the same with and
+  without calibration), and the beyond split's test ignores it.
+
 Pure: the only state used is ``numpy.random.default_rng(seed)``. Factors the family does not list
 stay nominal, as in training.
 """
@@ -61,13 +70,14 @@ class HiddenRobot:
     split: str  # "in_range" | "beyond"
     params: dict[str, float]  # the family's factors only; the rest are nominal
     effects: ServoEffects
+    calibrated: bool = False  # encoder offsets are calibration residuals (module docstring)
 
     def to_toml(self) -> str:
         """The twin-params file (``robot-meta emulate ROBOT --params FILE`` reads it)."""
         lines = [
             f'robot = "{self.robot}"',
-            f'description = "Hidden robot {self.name}: family {self.family}, {self.split} '
-            '(robot_meta.sim.hidden_robots)."',
+            f'description = "Hidden robot {self.name}: family {self.family}, {self.split}'
+            f'{", as calibrated" if self.calibrated else ""} (robot_meta.sim.hidden_robots)."',
             "",
             "[params]",
         ]
@@ -117,15 +127,22 @@ def _effects(robot: RobotDef, rng: np.random.Generator) -> ServoEffects:
 
 
 def draw_hidden_robots(
-    robot: str | RobotDef, family: str | FamilySpec, n: int, seed: int = 0
+    robot: str | RobotDef, family: str | FamilySpec, n: int, seed: int = 0,
+    calibration_residual: float | None = None,
 ) -> list[HiddenRobot]:
-    """Draw ``n`` hidden robots (module docstring): ``ceil(n/2)`` in range, the rest beyond."""
+    """Draw ``n`` hidden robots (module docstring): ``ceil(n/2)`` in range, the rest beyond;
+    with ``calibration_residual`` r [rad or m], encoder offsets as left by calibration."""
     rdef = get_robot(robot) if isinstance(robot, str) else robot
     fam = load_family(rdef, family)
     if n < 1:
         raise ValueError(f"n: need at least one hidden robot, got {n}")
     rng = np.random.default_rng(seed)
     n_in = math.ceil(n / 2)
+    biases = [f"{j}_bias" for j in rdef.joints if f"{j}_bias" in rdef.factor_names]
+    # residuals from a stream of their own, so the rest of every robot is the uncalibrated draw's
+    cal_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    if calibration_residual is not None and calibration_residual < 0:
+        raise ValueError(f"calibration_residual: must be >= 0, got {calibration_residual}")
     out: list[HiddenRobot] = []
     for i in range(n):
         split = SPLITS[0] if i < n_in else SPLITS[1]
@@ -133,19 +150,27 @@ def draw_hidden_robots(
         for _ in range(MAX_REJECTIONS):
             values = params_to_dict(rdef, sample_params(rdef, ranges, rng, 1)[0])
             params = {k: round(values[k], 6) for k in ranges}
-            if split == "in_range" or any(outside(params[k], fam.train[k]) for k in params if k in fam.train):
+            tested = [k for k in params if k in fam.train
+                      and not (calibration_residual is not None and k in biases)]
+            if split == "in_range" or any(outside(params[k], fam.train[k]) for k in tested):
                 break
         else:
             raise ValueError(
                 f"family {fam.name!r}: its ood ranges never leave the training ranges in "
                 f"{MAX_REJECTIONS} draws; widen [{fam.name}.ood]"
             )
+        effects = _effects(rdef, rng)
+        if calibration_residual is not None:
+            r = calibration_residual
+            for k in biases:  # b ~ U(-r, r): the offset calibration leaves
+                params[k] = round(float(cal_rng.uniform(-r, r)), 6)
         out.append(HiddenRobot(
             name=f"{rdef.name}-{fam.name}-{split.replace('_', '')}-{i:02d}",
             robot=robot_ref(rdef.folder),  # a name, or a folder robot's path (another process reads it)
             family=fam.name,
             split=split,
             params=params,
-            effects=_effects(rdef, rng),
+            effects=effects,
+            calibrated=calibration_residual is not None,
         ))
     return out

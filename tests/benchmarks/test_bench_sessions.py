@@ -200,3 +200,25 @@ def test_real2sim2real_needs_hidden_sets(bench, tmp_path: Path) -> None:
     mod, calls = bench
     with pytest.raises(UserError, match="real2sim2real.*--hidden-sets"):
         mod.main(["--methods", "real2sim2real", "--out", str(tmp_path)])
+
+
+def test_hidden_robots_are_calibrated_unless_asked_and_a_different_draw_is_refused(
+        bench, tmp_path: Path) -> None:
+    """Sessions score rollouts from the robot's encoders, so the drawn robots carry only the
+    offsets calibration leaves; --miscalibrated keeps the family's, and resuming into a table
+    of the other draw is refused instead of mixing two sets of robots."""
+    import tomllib
+
+    from robot_meta.errors import UserError
+
+    mod, calls = bench
+    argv = ["--robot", "arm2", "--methods", "rma", "--hidden-sets", "4", "--out", str(tmp_path)]
+    assert mod.main(argv) == 0
+    for f in (tmp_path / "hidden").glob("*.toml"):
+        params = tomllib.loads(f.read_text())["params"]
+        assert abs(params["shoulder_bias"]) <= 0.01 and abs(params["elbow_bias"]) <= 0.01
+    with pytest.raises(UserError, match="different.*--out"):
+        mod.main(argv + ["--miscalibrated"])
+    assert mod.main(argv[:-1] + [str(tmp_path / "raw"), "--miscalibrated"]) == 0
+    raw = [tomllib.loads(f.read_text())["params"] for f in (tmp_path / "raw" / "hidden").glob("*.toml")]
+    assert max(abs(p["shoulder_bias"]) for p in raw) > 0.01

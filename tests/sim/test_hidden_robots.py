@@ -56,3 +56,20 @@ def test_written_file_reads_back_as_the_same_robot(tmp_path) -> None:
 def test_bad_count_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         draw_hidden_robots("arm2", "servo", 0)
+
+
+def test_calibrated_robots_keep_everything_but_their_encoder_offsets() -> None:
+    """As calibrated: each <joint>_bias is a calibration residual within r; every other factor
+    and servo effect is the uncalibrated draw's, robot by robot."""
+    raw = draw_hidden_robots("arm2", "servo", 8, seed=5)
+    cal = draw_hidden_robots("arm2", "servo", 8, seed=5, calibration_residual=0.01)
+    biases = {"shoulder_bias", "elbow_bias"}
+    assert any(abs(h.params["shoulder_bias"]) > 0.05 for h in raw)  # the family's offsets
+    for a, b in zip(raw, cal, strict=True):
+        assert b.calibrated and not a.calibrated and "as calibrated" in b.to_toml()
+        assert all(abs(b.params[k]) <= 0.01 for k in biases)
+        assert {k: v for k, v in a.params.items() if k not in biases} == \
+            {k: v for k, v in b.params.items() if k not in biases}
+        assert a.effects == b.effects and a.name == b.name
+    with pytest.raises(ValueError, match="calibration_residual"):
+        draw_hidden_robots("arm2", "servo", 2, calibration_residual=-1.0)
