@@ -126,4 +126,22 @@ class Track(_Arm2Task):
         return p, v
 
 
-TASKS = {"reach": Reach, "track": Track}
+class TrackFast(Track):
+    """Track a target circling fast, where the servos' torque-speed line binds: as ``track`` with
+    |w| ~ U(2.5, 4) rad/s and rho ~ U(0.06, 0.12) m (tip speeds up to 0.48 m/s, centripetal
+    accelerations up to 1.9 m/s^2), so payload, supply voltage and latency shape the motion.
+    """
+
+    name = "track_fast"
+
+    def sample_task(self, rng: np.random.Generator, n: int) -> TaskState:
+        cr = rng.uniform(0.22, 0.30, size=n)  # centre distance ~ U(0.22, 0.3) m
+        cphi = rng.uniform(-1.8, 1.8, size=n)  # centre angle ~ U(-1.8, 1.8) rad
+        rho = rng.uniform(0.06, 0.12, size=n)  # radius ~ U(0.06, 0.12) m
+        omega = rng.uniform(2.5, 4.0, size=n) * rng.choice([-1.0, 1.0], size=n)  # |w| ~ U(2.5, 4)
+        psi = rng.uniform(0.0, 2.0 * np.pi, size=n)  # phase ~ U(0, 2 pi)
+        centre = np.stack([cr * np.sin(cphi), -cr * np.cos(cphi)], axis=1)
+        return {"centre": centre, "rho": rho, "omega": omega, "psi": psi}
+
+
+TASKS = {"reach": Reach, "track": Track, "track_fast": TrackFast}
