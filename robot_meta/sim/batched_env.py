@@ -206,6 +206,8 @@ class BatchedEnv:
         self.ep_terms = dict(zip(task.reward_terms, self._ep_terms, strict=True))  # row views
         self.obs = np.zeros((B, self.obs_dim))
         self.overload = OverloadMonitor(robot, B)
+        self._no_overload = np.zeros(B, dtype=bool)  # info["overload"] without servo joints
+        self._no_overload.flags.writeable = False
         self._seed_rngs(seed)
 
     # ---- seeding -----------------------------------------------------------------------------
@@ -382,7 +384,7 @@ class BatchedEnv:
             overload = self.overload.update(applied, dq)
             terminated |= overload
         else:
-            overload = np.zeros(self.num_envs, dtype=bool)
+            overload = self._no_overload
         done = terminated | (self.t >= self.episode_steps)
         truncated = done ^ terminated  # out of time and not terminal
         self.ep_return += reward
