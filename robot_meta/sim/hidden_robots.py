@@ -32,7 +32,8 @@ not two hand-written files, and the draw must be reproducible. :func:`draw_hidde
   ``b ~ U(-r, r)``, drawn from a stream of its own (so the rest of robot i is the same with and
   without calibration), and the beyond split's test ignores it.
 
-Pure: the only state used is ``numpy.random.default_rng(seed)``. Factors the family does not list
+Pure: the only state used is ``seed`` (``default_rng(seed)``, and a stream spawned from it for the
+residuals). Factors the family does not list
 stay nominal, as in training.
 """
 
