@@ -33,8 +33,7 @@ not two hand-written files, and the draw must be reproducible. :func:`draw_hidde
   without calibration), and the beyond split's test ignores it.
 
 Pure: the only state used is ``seed`` (``default_rng(seed)``, and a stream spawned from it for the
-residuals). Factors the family does not list
-stay nominal, as in training.
+residuals). Factors the family does not list stay nominal, as in training.
 """
 
 from __future__ import annotations
