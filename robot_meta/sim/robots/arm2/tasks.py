@@ -96,17 +96,20 @@ class Track(_Arm2Task):
     """Track a target on a circle: p(t) = c + rho (cos(w t + psi), sin(w t + psi)).
 
     Centre at distance U(0.22, 0.3) m and angle U(-1.8, 1.8) rad from hanging,
-    rho ~ U(0.05, 0.1) m, |w| ~ U(1, 2) rad/s with a random sign, psi ~ U(0, 2 pi).
+    rho ~ U(RHO) = U(0.05, 0.1) m, |w| ~ U(OMEGA) = U(1, 2) rad/s with a random sign,
+    psi ~ U(0, 2 pi).
     """
 
     name = "track"
     reward_weights = {"reach": 0.9, "small_control": 0.1}
+    RHO = (0.05, 0.1)  # m, circle radius range
+    OMEGA = (1.0, 2.0)  # rad/s, angular speed range
 
     def sample_task(self, rng: np.random.Generator, n: int) -> TaskState:
         cr = rng.uniform(0.22, 0.30, size=n)  # centre distance ~ U(0.22, 0.3) m
         cphi = rng.uniform(-1.8, 1.8, size=n)  # centre angle ~ U(-1.8, 1.8) rad
-        rho = rng.uniform(0.05, 0.1, size=n)  # radius ~ U(0.05, 0.1) m
-        omega = rng.uniform(1.0, 2.0, size=n) * rng.choice([-1.0, 1.0], size=n)  # |w| ~ U(1, 2)
+        rho = rng.uniform(*self.RHO, size=n)  # radius ~ U(RHO) m
+        omega = rng.uniform(*self.OMEGA, size=n) * rng.choice([-1.0, 1.0], size=n)  # |w| ~ U(OMEGA)
         psi = rng.uniform(0.0, 2.0 * np.pi, size=n)  # phase ~ U(0, 2 pi)
         centre = np.stack([cr * np.sin(cphi), -cr * np.cos(cphi)], axis=1)
         return {"centre": centre, "rho": rho, "omega": omega, "psi": psi}
@@ -133,15 +136,8 @@ class TrackFast(Track):
     """
 
     name = "track_fast"
-
-    def sample_task(self, rng: np.random.Generator, n: int) -> TaskState:
-        cr = rng.uniform(0.22, 0.30, size=n)  # centre distance ~ U(0.22, 0.3) m
-        cphi = rng.uniform(-1.8, 1.8, size=n)  # centre angle ~ U(-1.8, 1.8) rad
-        rho = rng.uniform(0.06, 0.12, size=n)  # radius ~ U(0.06, 0.12) m
-        omega = rng.uniform(2.5, 4.0, size=n) * rng.choice([-1.0, 1.0], size=n)  # |w| ~ U(2.5, 4)
-        psi = rng.uniform(0.0, 2.0 * np.pi, size=n)  # phase ~ U(0, 2 pi)
-        centre = np.stack([cr * np.sin(cphi), -cr * np.cos(cphi)], axis=1)
-        return {"centre": centre, "rho": rho, "omega": omega, "psi": psi}
+    RHO = (0.06, 0.12)
+    OMEGA = (2.5, 4.0)
 
 
 TASKS = {"reach": Reach, "track": Track, "track_fast": TrackFast}
