@@ -31,6 +31,13 @@ from robot_meta.sim.robots.robot_def import RobotDef
 from robot_meta.sim.servo_physics import servo_joints
 
 
+def _columns(idx: list[int]) -> slice | np.ndarray:
+    """Column indices as a slice when they are consecutive (a view per step, not a copy)."""
+    if idx and idx == list(range(idx[0], idx[-1] + 1)):
+        return slice(idx[0], idx[-1] + 1)
+    return np.array(idx, dtype=np.intp)
+
+
 class OverloadMonitor:
     """Counts each env's consecutive stalled, saturated control steps per servo joint."""
 
@@ -49,8 +56,8 @@ class OverloadMonitor:
             # the first whole control step at which n * control_dt >= T (1e-9: float slack)
             steps.append(math.ceil(ol.time_s / robot.control_dt - 1e-9))
         self.active = bool(act)
-        self._act = np.array(act, dtype=np.intp)
-        self._dof = np.array(dof, dtype=np.intp)
+        self._act = _columns(act)
+        self._dof = _columns(dof)
         self._frac = np.array(frac)
         self._speed = np.array(speed)
         self._steps = np.array(steps, dtype=np.int64)

@@ -65,4 +65,4 @@ def test_every_servo_joint_is_monitored(name: str) -> None:
     robot = get_robot(name)
     from robot_meta.sim.servo_physics import servo_joints
 
-    assert len(OverloadMonitor(robot, 1)._act) == len(servo_joints(robot)) > 0
+    assert OverloadMonitor(robot, 1).stalled_steps.shape[1] == len(servo_joints(robot)) > 0
