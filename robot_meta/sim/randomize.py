@@ -284,6 +284,30 @@ def read_toml(path: Path) -> dict[str, Any]:
     return toml_config.read_toml(path, SpecError)
 
 
+def _resolve_like(data: dict[str, Any], name: str, path: Path) -> Any:
+    """Family ``name``'s table with ``like = "<other>"`` resolved: the other family's keys, then
+    this one's on top; its ``train`` and ``ood`` factors merge factor by factor, so a family
+    that differs from another in one factor lists only that factor. One level: the family named
+    by ``like`` must not itself use ``like``."""
+    raw = data[name]
+    if not isinstance(raw, dict) or "like" not in raw:
+        return raw
+    base_name = raw["like"]
+    where = f"{path}: [{name}].like"
+    if not isinstance(base_name, str) or base_name == name or base_name not in data:
+        raise SpecError(f"{where}: {base_name!r} names no other family of the file; families: "
+                        f"{', '.join(data)}")
+    base = data[base_name]
+    if not isinstance(base, dict) or "like" in base:
+        raise SpecError(f"{where}: [{base_name}] uses like itself; name a family that lists its "
+                        "own factors")
+    merged = {**base, **{k: v for k, v in raw.items() if k != "like"}}
+    for split in SPLITS:
+        if isinstance(base.get(split), dict) and isinstance(raw.get(split), dict):
+            merged[split] = {**base[split], **raw[split]}
+    return merged
+
+
 def _read_family_file(rdef: RobotDef, path: Path) -> tuple[dict[str, FamilySpec], str | None]:
     """The families of a family file and its top-level ``headline`` (None when absent): the
     family whose results headline the robot, validated to name a family of the file."""
@@ -293,7 +317,8 @@ def _read_family_file(rdef: RobotDef, path: Path) -> tuple[dict[str, FamilySpec]
         raise SpecError(f"{path}: robot = {file_robot!r}, but families were requested for "
                         f"{rdef.name!r}")
     headline = data.pop("headline", None)
-    fams = {name: parse_family(rdef, name, raw, f"{path}: [{name}]") for name, raw in data.items()}
+    fams = {name: parse_family(rdef, name, _resolve_like(data, name, path), f"{path}: [{name}]")
+            for name, raw in data.items()}
     if headline is not None and (not isinstance(headline, str) or headline not in fams):
         raise SpecError(f"{path}: headline = {headline!r} names no family of the file; "
                         f"families: {', '.join(fams)}")

@@ -123,3 +123,35 @@ def test_params_file(tmp_path: Path) -> None:
     p.write_text('robot = "arm7"\n')
     with pytest.raises(SpecError, match="unknown robot 'arm7'"):
         load_params_file(p)
+
+
+def test_like_takes_another_familys_ranges_factor_by_factor(tmp_path: Path) -> None:
+    text = ('robot = "arm2"\n'
+            '[base]\ninit = { qpos_noise = 0.2 }\n'
+            '[base.train]\npayload_mass = { low = 0.0, high = 0.4 }\n'
+            'latency_steps = { dist = "randint", low = 0, high = 2 }\n'
+            '[base.ood]\npayload_mass = { low = 0.4, high = 0.5 }\n'
+            '[slow]\nlike = "base"\n[slow.train]\nlatency_steps = { dist = "randint", low = 0, high = 5 }\n')
+    fams = load_families("arm2", _write(tmp_path, text))
+    slow, base = fams["slow"], fams["base"]
+    assert slow.train["latency_steps"].high == 5 and base.train["latency_steps"].high == 2
+    assert slow.train["payload_mass"] == base.train["payload_mass"]  # taken from base
+    assert slow.ood == base.ood and slow.init == base.init
+    # the bundled lag family is fast with more latency
+    lag, fast = load_family("arm2", "lag"), load_family("arm2", "fast")
+    assert lag.train["latency_steps"].high == 5
+    assert {k: v for k, v in lag.train.items() if k != "latency_steps"} == {
+        k: v for k, v in fast.train.items() if k != "latency_steps"}
+
+
+@pytest.mark.parametrize("like, message", [
+    ('"nope"', r"\[slow\]\.like: 'nope' names no other family"),
+    ('"slow"', r"\[slow\]\.like: 'slow' names no other family"),
+    ('"mid"', r"\[slow\]\.like: \[mid\] uses like itself"),
+])
+def test_like_errors_name_the_field(tmp_path: Path, like: str, message: str) -> None:
+    text = ('robot = "arm2"\n[base.train]\npayload_mass = { low = 0.0, high = 0.4 }\n'
+            '[mid]\nlike = "base"\n'
+            f'[slow]\nlike = {like}\n')
+    with pytest.raises(SpecError, match=message):
+        load_families("arm2", _write(tmp_path, text))

@@ -140,4 +140,13 @@ class TrackFast(Track):
     OMEGA = (2.5, 4.0)
 
 
-TASKS = {"reach": Reach, "track": Track, "track_fast": TrackFast}
+class ReachQuick(Reach):
+    """Reach under time pressure: as ``reach``, in an episode of 1 s (50 steps), so most of the
+    return is earned or lost in the move itself, where the torque-speed line, the payload and
+    the latency decide how hard the arm may accelerate and when it must brake."""
+
+    name = "reach_quick"
+    episode_steps = 50
+
+
+TASKS = {"reach": Reach, "reach_quick": ReachQuick, "track": Track, "track_fast": TrackFast}
