@@ -74,4 +74,42 @@ class SwingUp(_CartpoleTask):
         np.divide(np.cos(th) + 1.0, 2.0, out=out)
 
 
-TASKS = {"balance": Balance, "swingup": SwingUp}
+class Shift(_CartpoleTask):
+    """Move the balanced cartpole to a new rail position quickly: start upright near x = 0, target
+    x* ~ U(-SHIFT, SHIFT), 2 s episodes. Moving the cart under an upright pole means first
+    stepping the wrong way to tilt the pole toward the target, then catching it there; how hard
+    that may be done depends on the cart motor's force and speed, the pole's mass and the
+    latency, which a blind policy can only learn from the motion itself.
+
+    at_target = exp(-(x - x*)^2 / (2 sigma^2)) with sigma = AT_TARGET_SIGMA; upright =
+    max(cos theta, 0)."""
+
+    name = "shift"
+    obs_names = (*_CartpoleTask.obs_names, "target_offset [m]")
+    reward_weights = {"upright": 0.3, "at_target": 0.5, "small_control": 0.1, "small_velocity": 0.1}
+    episode_steps = 100  # 2 s at 50 Hz
+    SHIFT = 0.4  # m, target range
+    AT_TARGET_SIGMA = 0.1  # m: at_target 0.61 at 10 cm, 0.14 at 20 cm
+
+    def sample_task(self, rng: np.random.Generator, n: int) -> TaskState:
+        return {"target": rng.uniform(-self.SHIFT, self.SHIFT, size=n)}  # x* ~ U(-SHIFT, SHIFT) m
+
+    def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
+        # [x, cos theta, sin theta, xdot, thetadot, x* - x]
+        obs = np.empty((q.shape[0], 6))
+        obs[:, :5] = super().observe(q, dq, state, t)
+        np.subtract(state["target"], q[:, 0], out=obs[:, 5])
+        return obs
+
+    def upright(self, th: np.ndarray, out: np.ndarray) -> None:
+        np.maximum(np.cos(th), 0.0, out=out)
+
+    def reward_terms_raw(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray,
+                         state: TaskState, t: np.ndarray, out: np.ndarray) -> None:
+        # the balance terms, with the centered row replaced by at_target
+        super().reward_terms_raw(q, dq, action, state, t, out)
+        e = q[:, 0] - state["target"]
+        np.exp(e**2 / (-2.0 * self.AT_TARGET_SIGMA**2), out=out[1])
+
+
+TASKS = {"balance": Balance, "swingup": SwingUp, "shift": Shift}
