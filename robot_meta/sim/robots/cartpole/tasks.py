@@ -10,7 +10,7 @@ from . import constants as C
 
 
 class _CartpoleTask(Task):
-    obs_names = (
+    obs_names: tuple[str, ...] = (
         "cart_position [m]",
         "cos_pole_angle [1]",
         "sin_pole_angle [1]",
