@@ -318,7 +318,7 @@ def _read_family_file(rdef: RobotDef, path: Path) -> tuple[dict[str, FamilySpec]
                         f"{rdef.name!r}")
     headline = data.pop("headline", None)
     fams = {name: parse_family(rdef, name, _resolve_like(data, name, path), f"{path}: [{name}]")
-            for name, raw in data.items()}
+            for name in data}
     if headline is not None and (not isinstance(headline, str) or headline not in fams):
         raise SpecError(f"{path}: headline = {headline!r} names no family of the file; "
                         f"families: {', '.join(fams)}")
