@@ -20,8 +20,9 @@ class _CartpoleTask(Task):
     episode_steps = C.EPISODE_STEPS
 
     def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
-        # [x, cos theta, sin theta, xdot, thetadot], written into one array (no stacking)
-        obs = np.empty((q.shape[0], 5))
+        # [x, cos theta, sin theta, xdot, thetadot], written into one array (no stacking); a task
+        # with more entries (obs_names) fills the columns after these
+        obs = np.empty((q.shape[0], self.obs_dim))
         obs[:, 0] = q[:, 0]
         np.cos(q[:, 1], out=obs[:, 1])
         np.sin(q[:, 1], out=obs[:, 2])
@@ -31,13 +32,16 @@ class _CartpoleTask(Task):
     def upright(self, th: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
 
+    def position(self, x: np.ndarray, state: TaskState, out: np.ndarray) -> None:
+        """The cart-position term (the second reward term): centered = 1 - min(1, (x / x_soft)^2)."""
+        np.subtract(1.0, np.minimum(1.0, (x / C.RAIL_SOFT_LIMIT) ** 2), out=out)
+
     def reward_terms_raw(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray,
                          state: TaskState, t: np.ndarray, out: np.ndarray) -> None:
         x, th, thdot = q[:, 0], q[:, 1], dq[:, 1]
-        upright, centered, small_control, small_velocity = out
+        upright, position, small_control, small_velocity = out
         self.upright(th, upright)
-        # centered = 1 - min(1, (x / x_soft)^2)
-        np.subtract(1.0, np.minimum(1.0, (x / C.RAIL_SOFT_LIMIT) ** 2), out=centered)
+        self.position(x, state, position)
         # small_control = 1 - mean_i a_i^2, a in [-1, 1] (one motor: the mean is a^2 itself)
         np.subtract(1.0, action[:, 0] ** 2, out=small_control)
         # small_velocity = exp(-thetadot^2 / 25): 1 at rest, 0.37 at 5 rad/s
@@ -74,7 +78,7 @@ class SwingUp(_CartpoleTask):
         np.divide(np.cos(th) + 1.0, 2.0, out=out)
 
 
-class Shift(_CartpoleTask):
+class Shift(Balance):
     """Move the balanced cartpole to a new rail position quickly: start upright near x = 0, target
     x* ~ U(-SHIFT, SHIFT), 2 s episodes. Moving the cart under an upright pole means first
     stepping the wrong way to tilt the pole toward the target, then catching it there; how hard
@@ -85,7 +89,7 @@ class Shift(_CartpoleTask):
     max(cos theta, 0)."""
 
     name = "shift"
-    obs_names = (*_CartpoleTask.obs_names, "target_offset [m]")
+    obs_names = (*Balance.obs_names, "target_offset [m]")
     reward_weights = {"upright": 0.3, "at_target": 0.5, "small_control": 0.1, "small_velocity": 0.1}
     episode_steps = 100  # 2 s at 50 Hz
     SHIFT = 0.4  # m, target range
@@ -96,20 +100,13 @@ class Shift(_CartpoleTask):
 
     def observe(self, q: np.ndarray, dq: np.ndarray, state: TaskState, t: np.ndarray) -> np.ndarray:
         # [x, cos theta, sin theta, xdot, thetadot, x* - x]
-        obs = np.empty((q.shape[0], 6))
-        obs[:, :5] = super().observe(q, dq, state, t)
+        obs = super().observe(q, dq, state, t)
         np.subtract(state["target"], q[:, 0], out=obs[:, 5])
         return obs
 
-    def upright(self, th: np.ndarray, out: np.ndarray) -> None:
-        np.maximum(np.cos(th), 0.0, out=out)
-
-    def reward_terms_raw(self, q: np.ndarray, dq: np.ndarray, action: np.ndarray,
-                         state: TaskState, t: np.ndarray, out: np.ndarray) -> None:
-        # the balance terms, with the centered row replaced by at_target
-        super().reward_terms_raw(q, dq, action, state, t, out)
-        e = q[:, 0] - state["target"]
-        np.exp(e**2 / (-2.0 * self.AT_TARGET_SIGMA**2), out=out[1])
+    def position(self, x: np.ndarray, state: TaskState, out: np.ndarray) -> None:
+        # at_target = exp(-(x - x*)^2 / (2 sigma^2))
+        np.exp((x - state["target"]) ** 2 / (-2.0 * self.AT_TARGET_SIGMA**2), out=out)
 
 
 TASKS = {"balance": Balance, "swingup": SwingUp, "shift": Shift}
