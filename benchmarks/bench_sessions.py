@@ -58,7 +58,8 @@ RUN_OF = {"sysid": "rma", "real2sim2real": "rma"}
 # (method, column). Issue 22: sysid against the context method it drives, and the fine-tuned
 # run's zero-shot against the un-tuned one's.
 PAIRED = ((("sysid", "after"), ("rma", "after")),
-          (("real2sim2real", "before"), ("rma", "before")))
+          (("real2sim2real", "before"), ("rma", "before")),
+          (("real2sim2real", "after"), ("rma", "after")))
 ADAPT_METHOD = {"sysid": "sysid"}
 # The hand-written hidden files were written for these families; --hidden-sets uses the headline.
 FAMILY = {"cartpole": "all", "arm2": "payload"}
@@ -89,11 +90,14 @@ def export(run: Path, bundle: Path) -> Path:
     return bundle
 
 
-def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: int) -> Path:
+def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: int
+                          ) -> tuple[Path | None, dict[str, Any]]:
     """Real2sim2real on one emulated robot: ``robot-meta sysid`` with excitation on ``port``
-    (OUT/ident), ``robot-meta train RUN/config.toml --family OUT/ident/family.toml --init RUN
-    --steps STEPS`` (OUT/run), and its export (OUT/bundle). Each step is skipped when its output
-    exists, so a killed table resumes. Returns the bundle."""
+    (OUT/ident). When it finds the robot outside the training ranges (its ``real2sim2real``
+    decision), ``robot-meta train RUN/config.toml --family OUT/ident/family.toml --init RUN
+    --steps STEPS`` (OUT/run) and its export (OUT/bundle). Each step is skipped when its output
+    exists, so a killed table resumes. Returns the fine-tuned bundle (None: deploy RUN as it
+    is) and the decision."""
     from robot_meta.errors import UserError
     from robot_meta.launch.cli import main
 
@@ -106,15 +110,25 @@ def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: in
                        "-o", str(ident), "--no-html", *resume])
         if rc:
             raise UserError(f"real2sim2real: sysid failed (exit {rc})")
+    decision = json.loads((ident / "report" / "result.json").read_text()).get("real2sim2real")
+    if decision is None:
+        raise UserError(f"{ident}: identified by an older robot-meta sysid (no real2sim2real "
+                        "decision); delete it and rerun")
+    if not decision["fine_tune"]:
+        print("      real2sim2real: the robot lies within the training ranges; deploying "
+              f"{run.name} as it is", file=sys.stderr, flush=True)
+        return None, decision
     if not (tuned / "checkpoint.pt").is_file():
-        print(f"      real2sim2real: fine-tuning {run.name} for {steps:,} steps on the narrowed family",
-              file=sys.stderr, flush=True)
+        print(f"      real2sim2real: outside the training ranges on "
+              f"{', '.join(decision['outside_training'])}; fine-tuning {run.name} for {steps:,} "
+              "steps on the narrowed family", file=sys.stderr, flush=True)
+        shutil.rmtree(tuned, ignore_errors=True)  # a killed fine-tuning restarts
         with contextlib.redirect_stdout(io.StringIO()):
             rc = main(["train", str(run / "config.toml"), "--family", str(ident / "family.toml"),
                        "--init", str(run), "--steps", str(steps), "--out", str(tuned), "--no-progress"])
         if rc:
             raise UserError(f"real2sim2real: fine-tuning failed (exit {rc})")
-    return export(tuned, out / "bundle")
+    return export(tuned, out / "bundle"), decision
 
 
 def session(
@@ -245,10 +259,13 @@ def hidden_table(robot: str, family: str, results: dict[str, dict[str, dict[str,
     paired: dict[str, Any] = {}
     for (ma, ca), (mb, cb) in PAIRED:
         key = f"{ma} {ca} - {mb} {cb}"
-        for split in ("all", "in_range", "beyond"):
+        # fine_tuned: the robots real2sim2real fine-tuned for (found outside the training
+        # ranges); on the others it deploys the un-tuned run, and the difference is 0
+        for split in ("all", "in_range", "beyond", "fine_tuned"):
             d = [per[ma][ca] - per[mb][cb] for h, per in results.items()
-                 if split in ("all", splits[h]) and all(m in per and "error" not in per[m]
-                                                         for m in (ma, mb))]
+                 if all(m in per and "error" not in per[m] for m in (ma, mb))
+                 and (per[ma].get("real2sim2real", {}).get("fine_tune") is True
+                      if split == "fine_tuned" else split in ("all", splits[h]))]
             if d:
                 paired.setdefault(key, {})[split] = cell(d)
     return {"robot": robot, "family": family, "hidden_sets": len(results), "methods": table,
@@ -335,12 +352,24 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                 try:
                     if isinstance(b, str):
                         raise UserError(b)
+                    decision = None
                     if m == "real2sim2real":
                         assert runs is not None
-                        b = prepare_real2sim2real(args.robot, emu.port, runs[m], out / h.name / m,
-                                                  args.finetune_steps)
-                    r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path, out / h.name / m, args,
-                                method=ADAPT_METHOD.get(m, "auto"))
+                        tuned, decision = prepare_real2sim2real(
+                            args.robot, emu.port, runs[m], out / h.name / m, args.finetune_steps)
+                        b = tuned or b  # within the training ranges: the un-tuned run's bundle
+                    shared = per.get(RUN_OF.get(m, ""), {})
+                    if decision is not None and not decision["fine_tune"] and "error" not in shared \
+                            and shared:
+                        # the same bundle as the un-tuned method's session on this robot: one
+                        # session is that deployment's measurement (re-running it would only
+                        # redraw session noise)
+                        r = {**shared, "shared_session": RUN_OF[m]}
+                    else:
+                        r = session(args.robot, emu.port, b, Path(bundles["ppo"]), path,
+                                    out / h.name / m, args, method=ADAPT_METHOD.get(m, "auto"))
+                    if decision is not None:
+                        r["real2sim2real"] = decision
                 except (UserError, HardwareError) as e:  # saved too: a rerun does not retry it
                     print(f"[{h.name}] {m}: failed: {e}", file=sys.stderr, flush=True)
                     r = {"error": str(e), "overspeed": isinstance(e, OverspeedError),

@@ -4,10 +4,20 @@
   ``robot`` and a ``[params]`` table with every identifiable factor (the latency rounded to
   whole control steps); unidentifiable factors are listed as comments with the reason, so a
   loader gives them their nominal value and no one mistakes it for a measurement.
-* ``family.toml``: one family ``ident`` centred on the identified values, each identifiable
-  factor ~ U(lo, hi) with [lo, hi] its 95 % interval (within the factor's physical bounds;
-  the latency as randint over the whole steps the interval touches); unidentifiable factors
-  keep the source family's training distribution; OOD ranges are the source family's.
+* ``family.toml``: one family ``ident`` centred on the identified values. Each identifiable
+  factor x ~ U(lo, hi), where [lo, hi] is its 95 % interval widened by the identification's
+  model error: [lo, hi] = [min(x - h, x - e W / 2), max(x + h, x + e W / 2)], with h the 95 %
+  half-width, W the source family's training width and e = RMSE_identified / RMSE_nominal of
+  the held-out open-loop prediction (in [0, 1]; 1 without held-out data). A model that
+  predicts the robot no better than nominal keeps the whole training width around x; a
+  perfect one narrows to the interval. So the fine-tuned policy keeps robustness to what
+  MuJoCo does not model. Bounds are the factor's physical ones; the latency is a randint over
+  the whole steps [lo, hi] touches. Unidentifiable factors keep the source family's training
+  distribution; OOD ranges are the source family's.
+* the real2sim2real decision (``result.json``'s ``real2sim2real``, ``--json``): fine-tune
+  only when an identified factor lies outside the source family's training range. Within the
+  ranges the meta-trained run was trained for this robot already, and fine-tuning on a
+  narrower family only loses robustness (BENCHMARKS.md, issue 22).
 * ``fit_params.toml``: every fitted factor at its estimate (those determined only in
   combination marked so): the best predicting model, not a measurement of each factor.
 * ``report/``: ``report.html`` from ``mujoco.sysid.default_report``, and ours: ``README.md``
@@ -110,10 +120,42 @@ class SysidReport:
             lines.append(f"{name} = {val}" + ("" if e.identifiable else "  # (combination)"))
         return "\n".join(lines) + "\n"
 
+    # ---- the real2sim2real decision ------------------------------------------------------
+    def model_error(self) -> float:
+        """e = RMSE_identified / RMSE_nominal of the held-out open-loop prediction, clipped to
+        [0, 1]: the fraction of the nominal model's error that the identified one still makes
+        (1 without held-out data: nothing shows that the model predicts the robot)."""
+        h = self.result.heldout
+        if not h or h["nominal"]["rmse"] <= 0:
+            return 1.0
+        return float(min(1.0, max(0.0, h["identified"]["rmse"] / h["nominal"]["rmse"])))
+
+    def outside_training(self) -> dict[str, dict[str, Any]]:
+        """{factor: {value, range}} of the identified factors whose value (the latency rounded
+        to whole steps) lies outside the source family's training range."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, src in self.sid.family.train.items():
+            e = self.result.estimates.get(name)
+            if e is None or e.value is None:
+                continue
+            v = float(round(e.value)) if self.sid.robot.factor(name).integer else e.value
+            if not src.low <= v <= src.high:
+                out[name] = {"value": v, "range": [src.low, src.high], "unit": e.unit}
+        return out
+
+    def decision(self) -> dict[str, Any]:
+        """Whether to fine-tune on ``family.toml`` (module docstring), with its evidence."""
+        outside = self.outside_training()
+        return {"fine_tune": bool(outside), "outside_training": outside,
+                "model_error": round(self.model_error(), 4),
+                "rule": "fine-tune only when an identified factor lies outside the source "
+                        "family's training range"}
+
     # ---- family.toml ---------------------------------------------------------------------
     def family_dists(self) -> dict[str, Distribution]:
         """The ``ident`` family's training distributions (module docstring)."""
         rdef, fam = self.sid.robot, self.sid.family
+        err = self.model_error()
         out: dict[str, Distribution] = {}
         for name, src in fam.train.items():
             e = self.result.estimates.get(name)
@@ -122,6 +164,9 @@ class SysidReport:
                 out[name] = src
                 continue
             lo, hi = e.interval()
+            # widened by the model error: at least e W / 2 on each side of the value
+            half = 0.5 * err * (src.high - src.low)
+            lo, hi = min(lo, e.value - half), max(hi, e.value + half)
             lo, hi = max(lo, f.bounds[0]), min(hi, f.bounds[1])
             if f.integer:
                 a, b = int(math.floor(lo + 0.5)), int(math.ceil(hi - 0.5))
@@ -134,7 +179,9 @@ class SysidReport:
     def family_toml(self) -> str:
         fam = self.sid.family
         lines = [f"# A family narrowed by robot-meta sysid, {self.stamp}: identified factors",
-                 "# ~ their 95 % interval; unidentifiable ones keep the source family's range.",
+                 "# ~ their 95 % interval widened by the model error (e = "
+                 f"{self.model_error():.3g} of the training width);",
+                 "# unidentifiable ones keep the source family's range.",
                  f'robot = "{self.sid.robot.name}"', 'headline = "ident"', "", "[ident]",
                  f'description = "{fam.name} narrowed to the identified robot ({self.source})"',
                  f"init = {{ qpos_noise = {_num(fam.init.qpos_noise)}, "
@@ -189,6 +236,20 @@ class SysidReport:
                       f"(fit_params.toml): RMSE {h['fit']['rmse']:.4g}, "
                       f"{h['nominal']['rmse'] / max(h['fit']['rmse'], 1e-12):.1f}x.", ""]
             lines += [f"![held-out {i}](heldout_{i}.png)" for i in range(len(self.heldout))]
+        d = self.decision()
+        lines += ["", "## Real2sim2real", ""]
+        if d["fine_tune"]:
+            lines.append("The identified robot lies outside the training ranges: " + ", ".join(
+                f"{k} = {_num(v['value'])} {v['unit']} (trained on [{_num(v['range'][0])}, "
+                f"{_num(v['range'][1])}])" for k, v in d["outside_training"].items())
+                + ". Fine-tune the meta-trained run on `family.toml`: "
+                "`robot-meta train RUN/config.toml --family OUT/family.toml --init RUN`.")
+        else:
+            lines.append("Every identified factor lies within the training ranges: the "
+                         "meta-trained run was trained for this robot; deploy it as it is "
+                         "(fine-tuning on a narrower family only loses robustness).")
+        lines.append(f"`family.toml` keeps {d['model_error']:.3g} of each training width around "
+                     "the identified value (the held-out model error).")
         lines += ["", "`report.html` is the mujoco.sysid report of the fit (its *nominal* column "
                   "is the measured data)."]
         return "\n".join(lines) + "\n"
@@ -242,7 +303,8 @@ class SysidReport:
         fit_params = self.fit_params_toml()
         family = self.family_toml()
         md = self.markdown()
-        result_json = json.dumps(self.result.as_dict(), indent=2, default=_jsonable) + "\n"
+        result_json = json.dumps({**self.result.as_dict(), "real2sim2real": self.decision()},
+                                 indent=2, default=_jsonable) + "\n"
         out.mkdir(parents=True, exist_ok=True)
         report = out / "report"
         report.mkdir(exist_ok=True)

@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "resets between; every rollout saved atomically, --resume continues). With "
                     "--from, reuse the rollouts of earlier adaptation or excitation sessions. "
                     "Then fit the family's factors and write OUT/params.toml (twin-params "
-                    "format), OUT/family.toml (the family narrowed to the 95 % intervals) and "
-                    "OUT/report/. Factors the data cannot identify are reported as such.")
+                    "format), OUT/family.toml (the family narrowed to the 95 % intervals, "
+                    "widened by the held-out model error) and OUT/report/, which says whether "
+                    "to fine-tune (only when the robot lies outside the training ranges). "
+                    "Factors the data cannot identify are reported as such.")
     add_robot_args(p)
     add_calibration_arg(p)
     p.add_argument("--from", dest="sources", nargs="+", metavar="SESSION_DIR",
@@ -43,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-html", action="store_true", help="skip mujoco.sysid's report.html")
     p.add_argument("--json", action="store_true",
                    help='print {"factors": {name: {value, interval95, identifiable, reason}}, '
-                        '"heldout", "files", "robot_seconds"}')
+                        '"heldout", "files", "robot_seconds", "real2sim2real": {"fine_tune", '
+                        '"outside_training", "model_error"}}')
     p.set_defaults(func=run)
 
 
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         d = result.as_dict()
         print(json.dumps({"factors": d["factors"], "heldout": d["heldout"], "files": files,
-                          "robot_seconds": robot_seconds, "fit_seconds": result.fit_seconds}))
+                          "robot_seconds": robot_seconds, "fit_seconds": result.fit_seconds,
+                          "real2sim2real": report.decision()}))
         return 0
     print(report.markdown())
     print(f"wrote {files['params']}, {files['family']}, {files['report']}/")

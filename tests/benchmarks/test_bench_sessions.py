@@ -165,16 +165,20 @@ def test_a_servo_shutdown_gives_the_next_method_a_fresh_robot(bench, tmp_path: P
 
 def test_real2sim2real_fine_tunes_per_hidden_robot_and_is_paired_with_rma(
         bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    """real2sim2real identifies and fine-tunes once per hidden robot (its own bundle), resumes
-    without redoing either, and the table pairs its zero-shot with the un-tuned RMA's, and
-    sysid's after with RMA's, over the robots both completed."""
+    """real2sim2real identifies once per hidden robot and fine-tunes only where it finds the
+    robot outside the training ranges (its own bundle); elsewhere it deploys the un-tuned RMA
+    run, whose session on that robot is its measurement. It resumes without redoing anything,
+    and the table pairs its zero-shot with the un-tuned RMA's (over all robots and over the
+    fine-tuned ones), and sysid's after with RMA's."""
     mod, calls = bench
     prepared: list[tuple[str, str]] = []
 
-    def fake_prepare(robot: str, port: str, run: Path, out: Path, steps: int) -> Path:
+    def fake_prepare(robot: str, port: str, run: Path, out: Path, steps: int
+                     ) -> tuple[Path | None, dict[str, Any]]:
         prepared.append((out.parent.name, run.name))
         assert steps == 5000
-        return out / "bundle"
+        outside = len(prepared) == 1  # the first robot is beyond the ranges, the second within
+        return (out / "bundle" if outside else None), {"fine_tune": outside}
 
     monkeypatch.setattr(mod, "prepare_real2sim2real", fake_prepare)
     argv = ["--robot", "arm2", "--methods", "rma,sysid,real2sim2real", "--hidden-sets", "2",
@@ -183,12 +187,19 @@ def test_real2sim2real_fine_tunes_per_hidden_robot_and_is_paired_with_rma(
     assert mod.main(argv) == 0
     assert [r for _, r in prepared] == ["arm2-servo-rma", "arm2-servo-rma"]
     assert len({h for h, _ in prepared}) == 2  # once per hidden robot
-    assert [b for _, b in calls].count("bundle") == 2  # the fine-tuned bundle, not the RMA one
+    # rma and sysid on both robots, and one real2sim2real session: the fine-tuned bundle's
+    assert [b for _, b in calls].count("bundle") == 1 and len(calls) == 5
     table = json.loads(capsys.readouterr().out)
     sessions = table["sessions"]
+    first, second = (sessions[h] for h, _ in prepared)
+    assert first["real2sim2real"]["real2sim2real"]["fine_tune"] is True
+    assert second["real2sim2real"]["shared_session"] == "rma"
+    assert second["real2sim2real"]["before"] == second["rma"]["before"]
     want = [s["real2sim2real"]["before"] - s["rma"]["before"] for s in sessions.values()]
-    got = table["paired"]["real2sim2real before - rma before"]["all"]
-    assert got["n"] == 2 and got["mean"] == pytest.approx(sum(want) / 2, abs=0.01)
+    got = table["paired"]["real2sim2real before - rma before"]
+    assert got["all"]["n"] == 2 and got["all"]["mean"] == pytest.approx(sum(want) / 2, abs=0.01)
+    assert got["fine_tuned"]["n"] == 1 and got["fine_tuned"]["mean"] == pytest.approx(
+        first["real2sim2real"]["before"] - first["rma"]["before"], abs=0.01)
     assert table["paired"]["sysid after - rma after"]["all"]["n"] == 2
     prepared.clear()
     assert mod.main(argv) == 0 and prepared == []  # finished: nothing redone

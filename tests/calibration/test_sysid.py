@@ -51,10 +51,43 @@ def test_writes_twin_params_and_narrowed_family(arm_fit, tmp_path):
     fam = load_family("arm2", files["family"])
     d = fam.train["payload_mass"]
     e = res.estimates["payload_mass"]
-    assert d.low == pytest.approx(e.interval()[0], abs=1e-5)
+    # the 95 % interval widened by the held-out model error: >= e W / 2 each side of the value
+    err = res.heldout["identified"]["rmse"] / res.heldout["nominal"]["rmse"]
+    src = load_family("arm2", "servo").train["payload_mass"]
+    half = 0.5 * err * (src.high - src.low)
+    assert d.low == pytest.approx(max(0.0, min(e.interval()[0], e.value - half)), abs=1e-5)
+    assert d.high == pytest.approx(max(e.interval()[1], e.value + half), abs=1e-5)
     assert d.high - d.low < 0.2 * (0.4 - 0.0)  # narrower than the source family
     assert (tmp_path / "ident" / "report" / "README.md").read_text().count("identified") > 3
     assert (tmp_path / "ident" / "report" / "heldout_0.png").stat().st_size > 1000
+
+
+def test_fine_tunes_only_outside_the_training_ranges_and_widens_by_model_error(arm_fit):
+    """The real2sim2real decision: a robot identified within the family's training ranges is
+    deployed as it is; one with a factor beyond them is fine-tuned. Without held-out data the
+    model error is 1 and each identified factor keeps the whole training width around it."""
+    import copy
+    import dataclasses
+
+    sid, res, objs, held = arm_fit
+    src = sid.family.train
+    assert all(src[k].low <= v <= src[k].high for k, v in ARM_TRUE.items())
+    within = SysidReport(sid, res, objs, held).decision()
+    assert within["fine_tune"] is False and within["outside_training"] == {}
+    assert within["model_error"] < 0.2  # the identified model predicts the held-out data
+    beyond = copy.deepcopy(res)
+    e = beyond.estimates["payload_mass"]
+    beyond.estimates["payload_mass"] = dataclasses.replace(e, value=0.6, estimate=0.6)
+    d = SysidReport(sid, beyond, objs, held).decision()
+    assert d["fine_tune"] is True and list(d["outside_training"]) == ["payload_mass"]
+    assert d["outside_training"]["payload_mass"]["range"] == [src["payload_mass"].low,
+                                                              src["payload_mass"].high]
+    blind = SysidReport(sid, dataclasses.replace(res, heldout={}), objs)
+    assert blind.model_error() == 1.0
+    w = blind.family_dists()["shoulder_strength"]
+    v, width = res.estimates["shoulder_strength"].value, src["shoulder_strength"].high - src[
+        "shoulder_strength"].low
+    assert w.low == pytest.approx(v - width / 2) and w.high == pytest.approx(v + width / 2)
 
 
 def test_payload_offset_without_payload_is_unidentifiable(tmp_path):
