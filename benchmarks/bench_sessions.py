@@ -431,6 +431,10 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-steps", type=int, default=1_000_000,
                    help="real2sim2real: env steps of fine-tuning on each identified family "
                         "(default 1,000,000)")
+    p.add_argument("--baseline-run", metavar="RUN",
+                   help="the robust baseline's trained run (default RUNS/<robot>-<family>-ppo, "
+                        "with -s<N> for --run-seed). E.g. a PPO trained for calibrated arms: "
+                        "robot-meta train arm2-servo-ppo --family fast --out RUN")
     p.add_argument("--run-seed", type=int, default=None,
                    help="use the runs of this training seed, <robot>-<family>-<method>-s<N> "
                         "(as `bench table` and `bench seeds` leave them)")
@@ -457,9 +461,8 @@ def _measure(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict[str, 
     out = Path(args.out or runs / f"sessions-{args.robot}").resolve()
     fam = args.family or (headline_family(args.robot) if args.hidden_sets else FAMILY[args.robot])
     suffix = "" if args.run_seed is None else f"-s{args.run_seed}"
-    bundles: dict[str, Path | str] = {
-        "ppo": export(runs / f"{args.robot}-{fam}-ppo{suffix}", out / "bundles" / "ppo")
-    }
+    baseline = Path(args.baseline_run) if args.baseline_run else runs / f"{args.robot}-{fam}-ppo{suffix}"
+    bundles: dict[str, Path | str] = {"ppo": export(baseline, out / "bundles" / "ppo")}
     run_dirs: dict[str, Path] = {}
     for m in methods:
         try:

@@ -138,6 +138,11 @@ def test_sysid_adapts_the_rma_run_and_run_seed_picks_a_seed_study(bench, tmp_pat
                      "--run-seed", "1", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
     assert exported == ["arm2-servo-ppo-s1", "arm2-servo-rma-s1", "arm2-servo-cavia-s1"]
     assert seen == ["sysid", "auto"] * 2
+    exported.clear()  # --baseline-run: another robust baseline, e.g. a PPO for calibrated arms
+    assert mod.main(["--robot", "arm2", "--methods", "rma", "--hidden-sets", "1", "--runs",
+                     str(tmp_path), "--baseline-run", str(tmp_path / "ppo-fast"),
+                     "--out", str(tmp_path / "o2")]) == 0
+    assert exported == ["ppo-fast", "arm2-servo-rma"]
 
 
 def test_a_servo_shutdown_gives_the_next_method_a_fresh_robot(bench, tmp_path: Path) -> None:
