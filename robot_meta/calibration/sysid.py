@@ -60,6 +60,7 @@ from robot_meta.sim.robots.robot_def import FactorDef, RobotDef, get_robot  # no
 from robot_meta.sim.servo_physics import DCMOTOR_VOLTAGE_PRM, apply_servo_physics  # noqa: E402
 
 NOISE_KINDS = ("pos_noise", "vel_noise")
+_FORCE_SPRING = 1e-6  # stiffness of the spring that stands in for a joint_force [per unit]
 
 
 class SysidError(UserError):
@@ -343,6 +344,19 @@ class SystemIdentifier:
                 gear[0] = g0 * float(p.value[0])  # gear = g0 x (a <dcmotor>: K_t x)
                 a.gear = gear
             return strength
+        if f.kind == "joint_force":
+            # qfrc_applied is data, which a rollout does not replay: the constant force is a
+            # weak spring anchored far away, tau = -k (q - q_ref) = x - k q with q_ref = x / k,
+            # and k = 1e-6 leaves |k q| below 1e-5 of a unit over any joint's range.
+            k = _FORCE_SPRING
+
+            def force(s: mujoco.MjSpec, p: Any) -> None:
+                j = s.joint(f.target)
+                stiffness = np.array(j.stiffness, dtype=float)
+                stiffness[0] = k
+                j.stiffness = stiffness
+                j.springref = float(p.value[0]) / k
+            return force
         if f.kind == "supply_voltage":
             names = [a for a in rdef.actuators
                      if spec.actuator(a).gaintype == mujoco.mjtGain.mjGAIN_DCMOTOR]

@@ -2,10 +2,11 @@
 
 For a family's training ranges, each factor that adds load is set alone to its worst extreme
 (the others nominal): the high end of ``payload_mass``, ``payload_offset`` and ``*_mass_scale``,
-the low end of ``*_strength`` and ``supply_voltage``. At every pose of a grid over the joints'
-position limits, the torque that holds the robot still against gravity is
+the low end of ``*_strength`` and ``supply_voltage``, and the end of a ``joint_force`` range
+with the larger magnitude. At every pose of a grid over the joints' position limits, the torque
+that holds the robot still against gravity and an applied joint force f is
 
-    tau_g(q) = qfrc_bias(q, qdot = 0)        (MuJoCo's inverse dynamics at rest),
+    tau_g(q) = qfrc_bias(q, qdot = 0) - f     (MuJoCo's inverse dynamics at rest),
 
 and each actuated joint k must be able to give it:
 
@@ -47,8 +48,10 @@ def _poses(robot: RobotDef) -> np.ndarray:
     return np.array(list(itertools.product(*axes)))
 
 
-def holding_torques(robot: RobotDef, model: mujoco.MjModel, poses: np.ndarray) -> np.ndarray:
-    """tau_g(q) of the actuated joints at each pose (P, n_actuated): gravity at rest."""
+def holding_torques(robot: RobotDef, model: mujoco.MjModel, poses: np.ndarray,
+                    applied: np.ndarray | None = None) -> np.ndarray:
+    """tau_g(q) of the actuated joints at each pose (P, n_actuated): gravity at rest, less
+    the applied generalized force ``applied`` (nv,) when given."""
     d = mujoco.MjData(model)
     dofs = [model.jnt_dofadr[model.joint(j).id] for j in robot.actuated_joints]
     out = np.empty((len(poses), len(dofs)))
@@ -57,6 +60,8 @@ def holding_torques(robot: RobotDef, model: mujoco.MjModel, poses: np.ndarray) -
         d.qvel[:] = 0.0
         mujoco.mj_forward(model, d)
         out[i] = d.qfrc_bias[dofs]
+    if applied is not None:
+        out -= applied[dofs]
     return out
 
 
@@ -97,12 +102,15 @@ def check_family(robot: RobotDef, family: FamilySpec) -> None:
                 x = dist.high
             elif f.kind in _WORST_LOW:
                 x = dist.low
+            elif f.kind == "joint_force":
+                x = dist.high if abs(dist.high) >= abs(dist.low) else dist.low
             else:
                 continue
             p = nominal_params(robot)
             p[robot.factor_names.index(name)] = x
             backend.set_params(np.array([0]), p[None])
-            need = np.abs(holding_torques(robot, backend.models[0], poses))  # (P, n_act)
+            need = np.abs(holding_torques(robot, backend.models[0], poses,
+                                          backend.qfrc_applied[0]))  # (P, n_act)
             have = available_torques(robot, p)
             worst = np.argmax(need - have, axis=0)
             for k, j in enumerate(robot.actuated_joints):
@@ -113,7 +121,8 @@ def check_family(robot: RobotDef, family: FamilySpec) -> None:
                     raise SpecError(
                         f"family {family.name!r} of {robot.name!r}: [{family.name}.train] {name} up "
                         f"to {x:g} {f.unit} is more than the servos can hold: joint {j!r} needs "
-                        f"{need[i, k]:.2f} {unit} at pose ({q}) against gravity, but gives at most "
+                        f"{need[i, k]:.2f} {unit} at pose ({q}) against gravity and applied forces, but "
+                        f"gives at most "
                         f"{have[k]:.2f} {unit} (current limit x strength, and the stall torque at the "
                         f"supply voltage). Narrow the {name} range.")
     finally:

@@ -10,7 +10,8 @@ a closed loop calls it once per control period, and every call re-injects each e
 dispatches to a pool whose caller only waits, and (for per-env parameters) reads a list of B
 models. The batch keeps the simulations between calls, runs on its threads *and* the caller's,
 and its per-simulation model fields are numpy arrays, so a reset writes them in a few vectorized
-assignments instead of a Python loop over models.
+assignments instead of a Python loop over models. An applied joint force (``joint_force``) is
+not a model field: it is the simulation's ``qfrc_applied`` row, which state resets keep.
 
 Numerically each control period is exactly what ``mujoco.rollout`` computed for this env before:
 the state row is loaded, the control is held for ``substeps`` calls of ``mj_step``, and the
@@ -95,14 +96,20 @@ class MujocoBackend:
         #   motor_strength:  actuator_gear[:, 0] = g0 x  (for a <dcmotor> this scales the motor
         #                    constant: stall torque x, no-load speed / x, current-limit torque x)
         #   supply_voltage:  actuator_gainprm[k, 7] = x for every <dcmotor> actuator k
+        #   joint_force:     qfrc_applied[dof] = x (a data field, kept by state resets)
         dcmotors = np.flatnonzero(base.actuator_gaintype == mujoco.mjtGain.mjGAIN_DCMOTOR)
         nprm = base.actuator_gainprm.shape[1]
         index = {"dof_damping": self._jnt_dof, "dof_frictionloss": self._jnt_dof,
                  "mass_scale": self._body, "payload_mass": self._body,
                  "payload_offset": self._body, "motor_strength": self._act, "supply_voltage": {"": 0}}
         writes: list[tuple[int, int, int, float, float]] = []  # (field, flat index, col, a, s)
+        force = [(col, self._jnt_dof[f.target]) for col, f in enumerate(robot.factors)
+                 if f.kind == "joint_force"]
+        self._f_col = np.array([c for c, _ in force], dtype=np.intp)
+        self._f_dof = np.array([d for _, d in force], dtype=np.intp)
+        self._qfrc = b.bind("qfrc_applied") if force else None
         for col, f in enumerate(robot.factors):
-            if not f.is_physics:
+            if not f.is_physics or f.kind == "joint_force":
                 continue
             k = int(index[f.kind][f.target])
             if f.kind in ("dof_damping", "dof_frictionloss"):
@@ -141,6 +148,13 @@ class MujocoBackend:
         """Copies of the B simulations' models, with their factors (for inspection)."""
         return [self._batch.get_model(i) for i in range(self.num_envs)]
 
+    @property
+    def qfrc_applied(self) -> np.ndarray:
+        """(B, nv) the generalized forces the ``joint_force`` factors apply (zeros without)."""
+        if self._qfrc is None:
+            return np.zeros((self.num_envs, self.nv))
+        return self._qfrc
+
     def full_physics_state(self) -> np.ndarray:
         """The simulations' states as ``mjSTATE_FULLPHYSICS`` vectors (B, nstate), the layout
         ``mujoco.rollout`` takes."""
@@ -155,6 +169,8 @@ class MujocoBackend:
     def set_params(self, idx: np.ndarray, params: np.ndarray) -> None:
         """Write the physics factors of params (k, F) into the simulations idx."""
         ids = np.asarray(idx).tolist()
+        if self._qfrc is not None:
+            self._qfrc[np.asarray(idx)[:, None], self._f_dof] = params[:, self._f_col]
         values = self._w_a + self._w_s * params[:, self._w_col]  # (k, writes)
         if len(ids) <= _FEW:
             for i, row, p in zip(ids, values.tolist(), params, strict=True):
@@ -192,3 +208,4 @@ class MujocoBackend:
         empty = np.zeros((0, self.nq))
         self.qpos, self.qvel = empty, empty.copy()
         self._time = self._ctrl = self._warmstart = np.zeros(0)
+        self._qfrc = None

@@ -12,7 +12,9 @@ How each physics factor is realised here (independently of MuJoCo):
 * viscous damping: an explicit joint torque tau = -d * qdot, recomputed every physics step;
 * Coulomb friction: a hard friction constraint, |f_k| <= frictionloss, that stops a joint
   whenever it can (see "Servo joints" for how it is solved);
-* motor strength: the commanded effort is multiplied by the hidden gain scale.
+* motor strength: the commanded effort is multiplied by the hidden gain scale;
+* an applied joint force (``joint_force``): a constant joint torque tau = x added to the
+  joint's torque every physics step, as MuJoCo's ``qfrc_applied``.
 
 Ideal joints
 ------------
@@ -223,6 +225,7 @@ class TwinBackend:
         self._jidx: list[int] = []
         self._damping = np.zeros((B, nq))
         self._friction = np.zeros((B, nq))
+        self._applied = np.zeros((B, nq))  # joint_force factors, per joint column
         self._strength = np.ones((B, na))
         self._supply = np.full(B, self._v_nominal)
         self.supply_now = self._supply.copy()
@@ -289,6 +292,10 @@ class TwinBackend:
             forces=[0.0] * self.nq if self._servo_mode else friction)
         self._friction[i] = friction
         self._damping[i] = [val[f"{j}_damping"] for j in self.robot.joints]
+        self._applied[i] = 0.0
+        for f in self.robot.factors:
+            if f.kind == "joint_force":
+                self._applied[i, self.robot.joints.index(f.target)] += val[f.name]
         self._strength[i] = [val[f"{j}_strength"] for j in self.robot.actuated_joints]
         self._supply[i] = self._v_nominal if self._i_supply is None else params[self._i_supply]
         # A fresh servo: no current, the gear's play centred (disengaged where there is play).
@@ -366,7 +373,7 @@ class TwinBackend:
                                           where=self._kt > 0)
         self.supply_now[i] = self._supply[i]
         for _ in range(nsub):
-            tau = drive - self._damping[i] * self.qvel[i]
+            tau = drive - self._damping[i] * self.qvel[i] + self._applied[i]
             c.setJointMotorControlArray(body, self._jidx, pybullet.TORQUE_CONTROL,
                                         forces=tau.tolist())
             c.stepSimulation()
@@ -484,7 +491,7 @@ class TwinBackend:
             if fx.stiction > 0.0:
                 lim += self._stiction * (np.abs(v0) < STICK_SPEED)
             lim_l = (lim * dt).tolist()
-            tau_pass = -self._damping[i] * v0 - bias
+            tau_pass = self._applied[i] - self._damping[i] * v0 - bias
             for _attempt in range(len(self._sv) + 1):
                 # (M + J_A) (v' - v0) / dt = tau_m (engaged) - d v0 - c + f
                 J_A = np.diag(self._armature * self._engaged_cols(i)) if self._has_play else arm_diag

@@ -36,6 +36,8 @@ PHYSICS_KINDS = (
     "payload_offset",  # payload COM shift along the robot's payload axis
     "motor_strength",  # multiplies an actuator's gain (effort per unit action)
     "supply_voltage",  # the servos' supply voltage: scales stall torque and no-load speed
+    "joint_force",  # a constant generalized force on one joint: tau = x (a rail not level, a
+    #                 cable carrier's pull); calibration cannot see it, a policy must hold it
 )
 CORE_KINDS = (
     "latency_steps",  # the action applied at step t is the one commanded at t - L
