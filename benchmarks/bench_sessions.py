@@ -50,9 +50,10 @@ from robot_meta.launch.bench_cli import add_methods_option, bench_main, split_me
 METHODS = ("rma", "pearl", "maml", "fomaml", "reptile", "rl2", "cavia", "sysid", "real2sim2real")
 # A bench method that is not a training algorithm: the run it adapts and its `adapt --method`.
 # sysid identifies the factors from the K rollouts (mujoco.sysid) and drives RMA's teacher.
-# real2sim2real identifies each hidden robot from an excitation session (robot-meta sysid),
-# fine-tunes the RMA run on the narrowed family (train --family ident/family.toml --init RUN)
-# and runs the session with that run's bundle (prepare_real2sim2real).
+# real2sim2real identifies each hidden robot from an excitation session (robot-meta sysid) and,
+# where sysid finds it outside the training ranges, fine-tunes the RMA run on the narrowed
+# family (train --family ident/family.toml --init RUN) and runs the session with that run's
+# bundle (prepare_real2sim2real); elsewhere it deploys the RMA run, whose session it shares.
 RUN_OF = {"sysid": "rma", "real2sim2real": "rma"}
 # Paired comparisons over the hidden robots both methods completed: (method, column) minus
 # (method, column). Issue 22: sysid against the context method it drives, and the fine-tuned
@@ -359,8 +360,8 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                             args.robot, emu.port, runs[m], out / h.name / m, args.finetune_steps)
                         b = tuned or b  # within the training ranges: the un-tuned run's bundle
                     shared = per.get(RUN_OF.get(m, ""), {})
-                    if decision is not None and not decision["fine_tune"] and "error" not in shared \
-                            and shared:
+                    if decision is not None and not decision["fine_tune"] and shared \
+                            and "error" not in shared:
                         # the same bundle as the un-tuned method's session on this robot: one
                         # session is that deployment's measurement (re-running it would only
                         # redraw session noise)
