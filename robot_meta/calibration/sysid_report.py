@@ -15,7 +15,8 @@
   the whole steps [lo, hi] touches. Unidentifiable factors keep the source family's training
   distribution; OOD ranges are the source family's.
 * the real2sim2real decision (``result.json``'s ``real2sim2real``, ``--json``): fine-tune
-  only when an identified factor lies outside the source family's training range. Within the
+  only when an identified factor's 95 % interval lies wholly outside the source family's
+  training range. Within the
   ranges the meta-trained run was trained for this robot already, and fine-tuning on a
   narrower family only loses robustness (BENCHMARKS.md, issue 22).
 * ``fit_params.toml``: every fitted factor at its estimate (those determined only in
@@ -131,16 +132,20 @@ class SysidReport:
         return float(min(1.0, max(0.0, h["identified"]["rmse"] / h["nominal"]["rmse"])))
 
     def outside_training(self) -> dict[str, dict[str, Any]]:
-        """{factor: {value, range}} of the identified factors whose value (the latency rounded
-        to whole steps) lies outside the source family's training range."""
+        """{factor: {value, interval95, range}} of the identified factors whose whole 95 %
+        interval (the latency's: whole steps) lies outside the source family's training range:
+        the data show the robot is beyond what the run was trained for, not just noise at an
+        edge."""
         out: dict[str, dict[str, Any]] = {}
         for name, src in self.sid.family.train.items():
             e = self.result.estimates.get(name)
             if e is None or e.value is None:
                 continue
-            v = float(round(e.value)) if self.sid.robot.factor(name).integer else e.value
-            if not src.low <= v <= src.high:
-                out[name] = {"value": v, "range": [src.low, src.high], "unit": e.unit}
+            lo, hi = e.interval()
+            if hi < src.low or lo > src.high:
+                v = float(round(e.value)) if self.sid.robot.factor(name).integer else e.value
+                out[name] = {"value": v, "interval95": [lo, hi], "range": [src.low, src.high],
+                             "unit": e.unit}
         return out
 
     def decision(self) -> dict[str, Any]:
@@ -148,8 +153,8 @@ class SysidReport:
         outside = self.outside_training()
         return {"fine_tune": bool(outside), "outside_training": outside,
                 "model_error": round(self.model_error(), 4),
-                "rule": "fine-tune only when an identified factor lies outside the source "
-                        "family's training range"}
+                "rule": "fine-tune only when an identified factor's 95 % interval lies outside "
+                        "the source family's training range"}
 
     # ---- family.toml ---------------------------------------------------------------------
     def family_dists(self) -> dict[str, Distribution]:

@@ -82,6 +82,11 @@ def test_fine_tunes_only_outside_the_training_ranges_and_widens_by_model_error(a
     assert d["fine_tune"] is True and list(d["outside_training"]) == ["payload_mass"]
     assert d["outside_training"]["payload_mass"]["range"] == [src["payload_mass"].low,
                                                               src["payload_mass"].high]
+    # an estimate just beyond the range whose interval still reaches into it is an edge, not
+    # evidence: no fine-tuning
+    edge = src["payload_mass"].high + 0.5 * e.half_width
+    beyond.estimates["payload_mass"] = dataclasses.replace(e, value=edge, estimate=edge)
+    assert SysidReport(sid, beyond, objs, held).decision()["fine_tune"] is False
     blind = SysidReport(sid, dataclasses.replace(res, heldout={}), objs)
     assert blind.model_error() == 1.0
     w = blind.family_dists()["shoulder_strength"]
