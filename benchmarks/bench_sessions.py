@@ -91,14 +91,14 @@ def export(run: Path, bundle: Path) -> Path:
     return bundle
 
 
-def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: int
-                          ) -> tuple[Path | None, dict[str, Any]]:
-    """Real2sim2real on one emulated robot: ``robot-meta sysid`` with excitation on ``port``
-    (OUT/ident). When it finds the robot outside the training ranges (its ``real2sim2real``
-    decision), ``robot-meta train RUN/config.toml --family OUT/ident/family.toml --init RUN
-    --steps STEPS`` (OUT/run) and its export (OUT/bundle). Each step is skipped when its output
-    exists, so a killed table resumes. Returns the fine-tuned bundle (None: deploy RUN as it
-    is) and the decision."""
+def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: int,
+                          family: str) -> tuple[Path | None, dict[str, Any]]:
+    """Real2sim2real on one emulated robot: ``robot-meta sysid --family FAMILY`` (the run's
+    training family) with excitation on ``port`` (OUT/ident). When it finds the robot outside
+    the training ranges (its ``real2sim2real`` decision): ``robot-meta train RUN/config.toml
+    --family OUT/ident/family.toml --init RUN --steps STEPS`` (OUT/run) and its export
+    (OUT/bundle). Each step is skipped when its output exists, so a killed table resumes.
+    Returns the fine-tuned bundle (None: deploy RUN as it is) and the decision."""
     from robot_meta.errors import UserError
     from robot_meta.launch.cli import main
 
@@ -108,7 +108,7 @@ def prepare_real2sim2real(robot: str, port: str, run: Path, out: Path, steps: in
         resume = ["--resume", str(ident / "excitation")] if (ident / "excitation").is_dir() else []
         with contextlib.redirect_stdout(io.StringIO()):
             rc = main(["sysid", "--robot", robot, "--port", port, "--no-calibration",
-                       "-o", str(ident), "--no-html", *resume])
+                       "--family", family, "-o", str(ident), "--no-html", *resume])
         if rc:
             raise UserError(f"real2sim2real: sysid failed (exit {rc})")
     decision = json.loads((ident / "report" / "result.json").read_text()).get("real2sim2real")
@@ -357,7 +357,8 @@ def run_hidden_sets(args: argparse.Namespace, methods: list[str], bundles: dict[
                     if m == "real2sim2real":
                         assert runs is not None
                         tuned, decision = prepare_real2sim2real(
-                            args.robot, emu.port, runs[m], out / h.name / m, args.finetune_steps)
+                            args.robot, emu.port, runs[m], out / h.name / m, args.finetune_steps,
+                            family)
                         b = tuned or b  # within the training ranges: the un-tuned run's bundle
                     shared = per.get(RUN_OF.get(m, ""), {})
                     if decision is not None and not decision["fine_tune"] and shared \

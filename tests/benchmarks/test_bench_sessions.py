@@ -178,10 +178,10 @@ def test_real2sim2real_fine_tunes_per_hidden_robot_and_is_paired_with_rma(
     mod, calls = bench
     prepared: list[tuple[str, str]] = []
 
-    def fake_prepare(robot: str, port: str, run: Path, out: Path, steps: int
+    def fake_prepare(robot: str, port: str, run: Path, out: Path, steps: int, family: str
                      ) -> tuple[Path | None, dict[str, Any]]:
         prepared.append((out.parent.name, run.name))
-        assert steps == 5000
+        assert steps == 5000 and family == "servo"  # sysid fits the run's training family
         outside = len(prepared) == 1  # the first robot is beyond the ranges, the second within
         return (out / "bundle" if outside else None), {"fine_tune": outside}
 
