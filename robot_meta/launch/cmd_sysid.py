@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "--from, reuse the rollouts of earlier adaptation or excitation sessions. "
                     "Then fit the family's factors and write OUT/params.toml (twin-params "
                     "format), OUT/family.toml (the family narrowed to the 95 % intervals, "
-                    "widened by the held-out model error) and OUT/report/, which says whether "
-                    "to fine-tune (only when the robot lies outside the training ranges). "
+                    "widened by the held-out model error, to at least half the training "
+                    "width) and OUT/report/, which says whether to fine-tune (only when the "
+                    "robot lies outside the training ranges). "
                     "Factors the data cannot identify are reported as such.")
     add_robot_args(p)
     add_calibration_arg(p)

@@ -51,13 +51,15 @@ def test_writes_twin_params_and_narrowed_family(arm_fit, tmp_path):
     fam = load_family("arm2", files["family"])
     d = fam.train["payload_mass"]
     e = res.estimates["payload_mass"]
-    # the 95 % interval widened by the held-out model error: >= e W / 2 each side of the value
+    # the 95 % interval widened by the held-out model error, to at least half the training
+    # width: >= max(e, 1/2) W / 2 each side of the value
     err = res.heldout["identified"]["rmse"] / res.heldout["nominal"]["rmse"]
+    assert err < 0.5
     src = load_family("arm2", "servo").train["payload_mass"]
-    half = 0.5 * err * (src.high - src.low)
+    half = 0.5 * 0.5 * (src.high - src.low)
     assert d.low == pytest.approx(max(0.0, min(e.interval()[0], e.value - half)), abs=1e-5)
     assert d.high == pytest.approx(max(e.interval()[1], e.value + half), abs=1e-5)
-    assert d.high - d.low < 0.2 * (0.4 - 0.0)  # narrower than the source family
+    assert d.high - d.low < 0.6 * (0.4 - 0.0)  # narrower than the source family
     assert (tmp_path / "ident" / "report" / "README.md").read_text().count("identified") > 3
     assert (tmp_path / "ident" / "report" / "heldout_0.png").stat().st_size > 1000
 
