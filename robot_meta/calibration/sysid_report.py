@@ -10,10 +10,11 @@
   half-width, W the source family's training width and w = max(e, MIN_WIDTH), e =
   RMSE_identified / RMSE_nominal of the held-out open-loop prediction (in [0, 1]; 1 without
   held-out data). A model that predicts the robot no better than nominal keeps the whole
-  training width around x; a good one keeps half of it (MIN_WIDTH), never less: on 8 emulated
-  arms beyond the ranges, fine-tuning on families narrowed to e W (e 0.02-0.24) lost zero-shot
-  return, and on wider ones (e 0.29-0.44) gained, since the twin's stiction, backlash and
-  current lag, which MuJoCo does not model, need the robustness (BENCHMARKS.md, issue 22).
+  training width around x; a good one keeps half of it (MIN_WIDTH), never less. On 8 emulated
+  arms beyond the ranges, fine-tuning on families narrowed to e W lost zero-shot return on 4 of
+  the 5 with e <= 0.24 and gained on the 3 with e >= 0.29 (the twin's stiction, backlash and
+  current lag, which MuJoCo does not model, need the robustness); with the floor it gained
+  +9.3 [+0.5, +18.0] on the same arms (BENCHMARKS.md, issue 22).
   Bounds are the factor's physical ones; the latency is a randint over the whole steps
   [lo, hi] touches. Unidentifiable factors keep the source family's training distribution;
   OOD ranges are the source family's.
