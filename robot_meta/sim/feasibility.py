@@ -121,9 +121,9 @@ def check_family(robot: RobotDef, family: FamilySpec) -> None:
                     raise SpecError(
                         f"family {family.name!r} of {robot.name!r}: [{family.name}.train] {name} up "
                         f"to {x:g} {f.unit} is more than the servos can hold: joint {j!r} needs "
-                        f"{need[i, k]:.2f} {unit} at pose ({q}) against gravity and applied forces, but "
-                        f"gives at most "
-                        f"{have[k]:.2f} {unit} (current limit x strength, and the stall torque at the "
+                        f"{need[i, k]:.2f} {unit} at pose ({q}) against gravity and applied "
+                        f"forces, but gives at most {have[k]:.2f} {unit} (current limit x "
+                        f"strength, and the stall torque at the "
                         f"supply voltage). Narrow the {name} range.")
     finally:
         backend.close()

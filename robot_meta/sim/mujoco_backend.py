@@ -157,7 +157,8 @@ class MujocoBackend:
 
     def full_physics_state(self) -> np.ndarray:
         """The simulations' states as ``mjSTATE_FULLPHYSICS`` vectors (B, nstate), the layout
-        ``mujoco.rollout`` takes."""
+        ``mujoco.rollout`` takes. It holds no ``qfrc_applied``: a rollout from it runs without
+        the ``joint_force`` factors."""
         m, d = self.base_model, mujoco.MjData(self.base_model)
         spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         out = np.zeros((self.num_envs, mujoco.mj_stateSize(m, spec)))
