@@ -372,8 +372,9 @@ class TwinBackend:
         self.motor_current[i] = np.divide(effort * self._r, self._kt, out=np.zeros_like(effort),
                                           where=self._kt > 0)
         self.supply_now[i] = self._supply[i]
+        drive += self._applied[i]  # the joint_force factors, constant over the period
         for _ in range(nsub):
-            tau = drive - self._damping[i] * self.qvel[i] + self._applied[i]
+            tau = drive - self._damping[i] * self.qvel[i]
             c.setJointMotorControlArray(body, self._jidx, pybullet.TORQUE_CONTROL,
                                         forces=tau.tolist())
             c.stepSimulation()

@@ -15,6 +15,7 @@ from robot_meta.sim.feasibility import check_family
 from robot_meta.sim.mujoco_backend import MujocoBackend
 from robot_meta.sim.randomize import Distribution, SpecError, load_family, params_from_dict
 from robot_meta.sim.robots import get_robot
+from robot_meta.sim.servo_physics import servo_joints
 from robot_meta.sim.twin import TwinBackend
 
 
@@ -70,3 +71,22 @@ def test_rail_family_randomizes_the_force_and_feasibility_bounds_it() -> None:
         **fam.train, "slider_force": Distribution("uniform", -12.0, 1.0)})
     with pytest.raises(SpecError, match="slider_force up to -12 N.*joint 'slider'"):
         check_family(rdef, too_much)
+
+
+def test_the_ideal_twin_applies_the_force_as_a_joint_torque() -> None:
+    """On a robot without servo physics the twin adds the force to the joint torque: slider_force
+    F with no drive moves the cart exactly as a drive effort F with no force."""
+    rdef = dataclasses.replace(get_robot("cartpole"), actuator_model="ideal")
+    assert servo_joints(rdef) == []  # the twin's ideal-joint path
+    runs = []
+    for force, effort in ((1.5, 0.0), (0.0, 1.5)):
+        be = TwinBackend(rdef, 1, 0.001)
+        p = params_from_dict(rdef, {"slider_force": force}, "test")
+        be.set_params(np.array([0]), p[None])
+        be.set_state(np.array([0]), np.array([[0.0, np.pi]]), np.zeros((1, 2)))
+        for _ in range(10):
+            be.step_effort(np.array([[effort]]), be.nsub)
+        runs.append(np.concatenate([be.qpos[0], be.qvel[0]]))
+        be.close()
+    assert runs[0][0] > 0.01
+    assert np.array_equal(runs[0], runs[1])
