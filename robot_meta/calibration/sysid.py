@@ -21,7 +21,10 @@ minimizing the prediction error. Nothing here is an optimizer of its own:
   applied at time t is u(t - L dt_control), interpolated linearly on the physics grid so that
   L is continuous for the finite differences, and rounded for ``params.toml``;
 * ``calculate_intervals`` gives 95 % half-widths h_i = t_{0.975, n-p} sqrt(s^2 [(J^T J)^-1]_ii)
-  with s^2 = |r|^2 / (n - p). A factor is *identifiable* when h_i is finite and narrower
+  with s^2 = |r|^2 / (n - p) (widened for autocorrelated residuals); the reported
+  half-width is the larger of that and a delete-one-recording jackknife's (``_jackknife``),
+  which also sees how model error moves the estimate with the excitation. A factor is
+  *identifiable* when the half-width is finite and narrower
   than ``max_rel_halfwidth`` of its search range and its estimate is not pinned at a bound;
   otherwise it is reported as unidentifiable and gets no value.
 
@@ -563,10 +566,10 @@ class SystemIdentifier:
         self.inflation = self._autocorrelation_inflation(r_star)
         half = half * self.inflation
         self.within_half = half.copy()
-        self.tau, self.subset_estimates = self._heterogeneity(recordings, opt)
-        # total 95 % half-width: within-fit and between-recording (model discrepancy) parts
-        # h = sqrt(h_w^2 + (t_{k-1} tau)^2)
-        half = np.sqrt(half**2 + self.tau**2)
+        self.jackknife_half, self.subset_estimates = self._jackknife(recordings, opt)
+        # 95 % half-width: the larger of the noise model's and the delete-one-recording
+        # jackknife's (which also sees model error), h = max(h_w, h_J)
+        half = np.maximum(half, self.jackknife_half)
         fit_s = time.perf_counter() - t0
         rs = np.concatenate(r_star)
         estimates = self._estimates(opt, half, rs, wins)
@@ -663,55 +666,43 @@ class SystemIdentifier:
             half[live] = np.where(np.isfinite(h), h, np.inf)
         return opt, res, r_star, half, log.getvalue()
 
-    def _heterogeneity(self, recordings: Sequence[Recording], opt: Any
-                       ) -> tuple[np.ndarray, list[dict[str, float]]]:
-        """The between-recording part of each factor's 95 % half-width, t_{k-1} tau.
+    def _jackknife(self, recordings: Sequence[Recording], opt: Any
+                   ) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """Delete-one-recording jackknife 95 % half-widths, h_J = t_{0.975, k-1} sd_J.
 
-        A white-noise interval only measures noise; a model that misses an effect (stiction,
+        A white-noise interval only measures noise. A model that misses an effect (stiction,
         backlash, a current-loop lag) biases each factor by an amount that depends on how the
-        data excite that effect. Each recording is an excitation of its own (a chirp on one
-        joint, a staircase), so the factors are refitted on each recording alone (warm-started
-        at the joint optimum) and their spread measures that discrepancy: a random-effects
-        (DerSimonian-Laird) model x_s = x + b_s + e_s, var(e_s) = v_s from the subset's own
-        interval, var(b_s) = tau^2, with
-            Q = sum_s w_s (x_s - xbar)^2,  w_s = 1 / v_s,  xbar = sum w_s x_s / sum w_s,
-            tau^2 = max(0, (Q - (k - 1)) / (sum w_s - sum w_s^2 / sum w_s)),
-        over the k subsets where the factor is determined (v_s finite and its half-width
-        below ``max_rel_halfwidth`` of the range). Fewer than 2 such subsets: tau = 0."""
+        data excite that effect, and each recording is an excitation of its own (a chirp on
+        one joint, a staircase). So the factors are refitted k times, each time without one
+        of the k recordings (warm-started at the joint optimum), and with x_(i) the fit
+        without recording i and xbar their mean, the jackknife variance of the estimate is
+            sd_J^2 = (k - 1) / k * sum_i (x_(i) - xbar)^2,
+        which counts both noise and the excitation-dependent model error. (An earlier design
+        refitted each recording alone; a single recording often leaves the coupled factors
+        undetermined, and the estimate then got no model-error term at all.) Fewer than 3
+        recordings: h_J = 0."""
         from scipy import stats
 
         n = len(self.fitted)
-        if len(recordings) < 2:
+        k = len(recordings)
+        if k < 3:
             return np.zeros(n), []
-        xs, vs, subsets = [], [], []
-        for r in recordings:
-            wins = self.windows([r], None)
+        xs, subsets = [], []
+        for i in range(k):
+            wins = self.windows([r for m, r in enumerate(recordings) if m != i], None)
             if not wins:
                 continue
-            fn, _ = self.residual_fn(wins, self.weights, name="subset")
-            o, _, r_star, half, _ = self._solve(fn, opt.copy(), min(10, self.cfg.max_iters))
-            half = half * self._autocorrelation_inflation(r_star)
+            fn, _ = self.residual_fn(wins, self.weights, name="jackknife")
+            o, _, _, _, _ = self._solve(fn, opt.copy(), min(10, self.cfg.max_iters))
             x = np.array([float(o[f.name].value[0]) for f in self.fitted])
             xs.append(x)
-            vs.append((half / 1.96) ** 2)
             subsets.append({f.name: float(v) for f, v in zip(self.fitted, x, strict=True)})
-        tau = np.zeros(n)
-        for i, f in enumerate(self.fitted):
-            lo, hi = self.ranges[f.name]
-            ok = [(x[i], v[i]) for x, v in zip(xs, vs, strict=True)
-                  if np.isfinite(v[i]) and 1.96 * math.sqrt(v[i])
-                  < self.cfg.max_rel_halfwidth * (hi - lo)]
-            k = len(ok)
-            if k < 2:
-                continue
-            x = np.array([a for a, _ in ok])
-            w = 1.0 / np.maximum(np.array([b for _, b in ok]), 1e-300)
-            xbar = float(np.sum(w * x) / np.sum(w))
-            Q = float(np.sum(w * (x - xbar) ** 2))
-            denom = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-            t2 = max(0.0, (Q - (k - 1)) / denom) if denom > 0 else 0.0
-            tau[i] = float(stats.t.ppf(0.975, k - 1)) * math.sqrt(t2)
-        return tau, subsets
+        if len(xs) < 3:
+            return np.zeros(n), subsets
+        X = np.array(xs)
+        kk = len(X)
+        sd = np.sqrt((kk - 1) / kk * np.sum((X - X.mean(axis=0)) ** 2, axis=0))
+        return float(stats.t.ppf(0.975, kk - 1)) * sd, subsets
 
     def _autocorrelation_inflation(self, residuals: Sequence[np.ndarray]) -> float:
         """The factor by which the white-noise intervals of ``calculate_intervals`` are

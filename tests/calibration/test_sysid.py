@@ -97,6 +97,28 @@ def test_fine_tunes_only_outside_the_training_ranges_and_widens_by_model_error(a
     assert w.low == pytest.approx(v - width / 2) and w.high == pytest.approx(v + width / 2)
 
 
+def test_jackknife_widens_the_interval_where_recordings_disagree(arm_fit):
+    """An effect the model misses biases each excitation differently. Here each recording
+    comes from a robot with another elbow friction (0.04, 0.06, 0.08 N*m), which no single
+    value fits: the delete-one-recording jackknife sees the estimate move with the
+    excitation and widens that factor's interval to cover the spread, where consistent
+    recordings (arm_fit) keep it narrow."""
+    sid0, res0, _, _ = arm_fit
+    truths = [dict(ARM_TRUE, elbow_frictionloss=f) for f in (0.04, 0.06, 0.08)]
+    recs = [simulate("arm2", truths[0], "chirp", "shoulder", seed=1),
+            simulate("arm2", truths[1], "chirp", "elbow", seed=2),
+            simulate("arm2", truths[2], "steps", seed=3)]
+    sid = SystemIdentifier("arm2", "servo", SysidConfig(max_iters=20))
+    res, _ = sid.fit(recs)
+    i = [f.name for f in sid.fitted].index("elbow_frictionloss")
+    assert sid.jackknife_half[i] > 3 * sid0.jackknife_half[i]
+    assert sid.jackknife_half[i] > sid.within_half[i]
+    e = res.estimates["elbow_frictionloss"]
+    assert e.half_width == pytest.approx(max(sid.jackknife_half[i], sid.within_half[i]))
+    assert e.half_width > 0.01 > res0.estimates["elbow_frictionloss"].half_width
+    assert len(sid.subset_estimates) == 3
+
+
 def test_payload_offset_without_payload_is_unidentifiable(tmp_path):
     fam = tmp_path / "fam.toml"
     fam.write_text('robot = "arm2"\n[f]\n[f.train]\n'
