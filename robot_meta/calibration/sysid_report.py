@@ -45,6 +45,7 @@ import numpy as np
 from robot_meta.calibration.sysid import Recording, SysidResult, SystemIdentifier
 from robot_meta.robot_registry import robot_ref
 from robot_meta.runtime.atomic import write_atomic
+from robot_meta.sim.feasibility import clip_to_feasible
 from robot_meta.sim.randomize import Distribution, parse_family, read_toml
 
 MIN_WIDTH = 0.5  # the narrowed family keeps at least this share of each training width
@@ -81,6 +82,8 @@ class SysidReport:
         self.heldout = list(heldout)
         self.source = source
         self.stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        # factors whose widened range family_dists pulled in: {name: (asked end, end used)}
+        self.clipped: dict[str, tuple[float, float]] = {}
 
     # ---- params.toml ---------------------------------------------------------------------
     def params_toml(self) -> str:
@@ -184,20 +187,26 @@ class SysidReport:
                 out[name] = Distribution("randint", a, b)
             else:
                 out[name] = Distribution("uniform", lo, max(hi, lo))
+        # widening may ask for a load the servos cannot hold (a payload beyond the stall
+        # torque at the weakest strength): such an end is pulled in to the last value they can
+        out, self.clipped = clip_to_feasible(rdef, out)
         return out
 
     def family_toml(self) -> str:
         fam = self.sid.family
+        dists = self.family_dists()
         lines = [f"# A family narrowed by robot-meta sysid, {self.stamp}: identified factors",
                  "# ~ their 95 % interval widened to max(model error "
                  f"{self.model_error():.3g}, {MIN_WIDTH:g}) of the training width;",
                  "# unidentifiable ones keep the source family's range.",
+                 *[f"# {k}: widened end {a:.4g} pulled in to {b:.4g}, the most the servos can hold"
+                   for k, (a, b) in self.clipped.items()],
                  f'robot = "{self.sid.robot.name}"', 'headline = "ident"', "", "[ident]",
                  f'description = "{fam.name} narrowed to the identified robot ({self.source})"',
                  f"init = {{ qpos_noise = {_num(fam.init.qpos_noise)}, "
                  f"qvel_noise = {_num(fam.init.qvel_noise)} }}",
                  f"resample_prob = {_num(fam.resample_prob)}", "[ident.train]"]
-        lines += [f"{k} = {_dist_toml(d)}" for k, d in self.family_dists().items()]
+        lines += [f"{k} = {_dist_toml(d)}" for k, d in dists.items()]
         if fam.ood:
             lines.append("[ident.ood]")
             lines += [f"{k} = {_dist_toml(d)}" for k, d in fam.ood.items()]

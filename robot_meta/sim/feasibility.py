@@ -28,7 +28,7 @@ import math
 import mujoco
 import numpy as np
 
-from robot_meta.sim.randomize import FamilySpec, SpecError, nominal_params
+from robot_meta.sim.randomize import Distribution, FamilySpec, SpecError, nominal_params
 from robot_meta.sim.robots.robot_def import RobotDef
 
 _GRID = 25  # poses per joint
@@ -85,39 +85,103 @@ def available_torques(robot: RobotDef, params: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+def _worst_end(robot: RobotDef, name: str, dist: Distribution) -> tuple[float, float] | None:
+    """(worst end, other end) of a load-adding factor's range, or None for other factors."""
+    kind = robot.factor(name).kind
+    if kind in _WORST_HIGH:
+        return dist.high, dist.low
+    if kind in _WORST_LOW:
+        return dist.low, dist.high
+    if kind == "joint_force":
+        return ((dist.high, dist.low) if abs(dist.high) >= abs(dist.low)
+                else (dist.low, dist.high))
+    return None
+
+
+class _Checker:
+    """Holding torque against the servos' limit with one factor set, the others nominal."""
+
+    def __init__(self, robot: RobotDef) -> None:
+        from robot_meta.sim.mujoco_backend import MujocoBackend
+
+        self.robot = robot
+        self.backend = MujocoBackend(robot, 1, nthread=0)
+        self.poses = _poses(robot)
+
+    def shortfall(self, name: str, x: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(need (P, n_act), have (n_act,), worst pose index per joint) with name = x."""
+        r = self.robot
+        p = nominal_params(r)
+        p[r.factor_names.index(name)] = x
+        self.backend.set_params(np.array([0]), p[None])
+        need = np.abs(holding_torques(r, self.backend.models[0], self.poses,
+                                      self.backend.qfrc_applied[0]))
+        have = available_torques(r, p)
+        return need, have, np.argmax(need - have, axis=0)
+
+    def holds(self, name: str, x: float) -> bool:
+        need, have, worst = self.shortfall(name, x)
+        return bool(np.all(need[worst, np.arange(len(have))] <= have))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def clip_to_feasible(robot: RobotDef, dists: dict[str, Distribution]
+                     ) -> tuple[dict[str, Distribution], dict[str, tuple[float, float]]]:
+    """``dists`` with each load-adding range's worst end pulled in to the last value the servos
+    can hold (found by bisection between the range's two ends, to 1e-4 of its width), so that
+    :func:`check_family` accepts it. Returns the ranges and, per clipped factor, (requested
+    end, clipped end). A range whose other end is infeasible too collapses onto that end."""
+    out = dict(dists)
+    clipped: dict[str, tuple[float, float]] = {}
+    chk: _Checker | None = None
+    try:
+        for name, d in dists.items():
+            ends = _worst_end(robot, name, d)
+            if ends is None or d.dist not in ("uniform", "loguniform"):
+                continue
+            worst, other = ends
+            chk = chk or _Checker(robot)
+            if chk.holds(name, worst):
+                continue
+            good, bad = other, worst  # bisection: holds at `good`, fails at `bad`
+            if chk.holds(name, other):
+                for _ in range(40):
+                    if abs(bad - good) <= 1e-4 * abs(worst - other):
+                        break
+                    mid = 0.5 * (good + bad)
+                    good, bad = (mid, bad) if chk.holds(name, mid) else (good, mid)
+            lo, hi = (other, good) if worst == d.high else (good, other)
+            out[name] = Distribution(d.dist, lo, hi)
+            clipped[name] = (worst, good)
+    finally:
+        if chk is not None:
+            chk.close()
+    return out, clipped
+
+
 def check_family(robot: RobotDef, family: FamilySpec) -> None:
     """Raise SpecError if a training range makes the robot unable to hold itself (module
     docstring). Cached per robot, family and ranges."""
     key = (robot.name, family.name, repr(sorted(family.train.items())))
     if key in _checked:
         return
-    from robot_meta.sim.mujoco_backend import MujocoBackend
-
-    backend = MujocoBackend(robot, 1, nthread=0)
-    poses = _poses(robot)
+    chk = _Checker(robot)
     try:
         for name, dist in family.train.items():
-            f = robot.factor(name)
-            if f.kind in _WORST_HIGH:
-                x = dist.high
-            elif f.kind in _WORST_LOW:
-                x = dist.low
-            elif f.kind == "joint_force":
-                x = dist.high if abs(dist.high) >= abs(dist.low) else dist.low
-            else:
+            ends = _worst_end(robot, name, dist)
+            if ends is None:
                 continue
-            p = nominal_params(robot)
-            p[robot.factor_names.index(name)] = x
-            backend.set_params(np.array([0]), p[None])
-            need = np.abs(holding_torques(robot, backend.models[0], poses,
-                                          backend.qfrc_applied[0]))  # (P, n_act)
-            have = available_torques(robot, p)
-            worst = np.argmax(need - have, axis=0)
+            x = ends[0]
+            f = robot.factor(name)
+            need, have, worst = chk.shortfall(name, x)
             for k, j in enumerate(robot.actuated_joints):
                 i = worst[k]
                 if need[i, k] > have[k]:
                     unit = "N" if robot.hardware_map.joint(j).kind == "prismatic" else "N*m"
-                    q = ", ".join(f"{jn}={v:.2f}" for jn, v in zip(robot.joints, poses[i], strict=True))
+                    q = ", ".join(f"{jn}={v:.2f}" for jn, v in zip(robot.joints, chk.poses[i],
+                                                                    strict=True))
                     raise SpecError(
                         f"family {family.name!r} of {robot.name!r}: [{family.name}.train] {name} up "
                         f"to {x:g} {f.unit} is more than the servos can hold: joint {j!r} needs "
@@ -126,5 +190,5 @@ def check_family(robot: RobotDef, family: FamilySpec) -> None:
                         f"strength, and the stall torque at the "
                         f"supply voltage). Narrow the {name} range.")
     finally:
-        backend.close()
+        chk.close()
     _checked.add(key)

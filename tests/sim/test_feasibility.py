@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from robot_meta.sim import make_vec_env
-from robot_meta.sim.feasibility import available_torques, check_family, holding_torques
+from robot_meta.sim.feasibility import (
+    available_torques,
+    check_family,
+    clip_to_feasible,
+    holding_torques,
+)
 from robot_meta.sim.randomize import SpecError, load_families, nominal_params, parse_family
 from robot_meta.sim.robots import ROBOT_NAMES, get_robot
 from robot_meta.sim.servo_physics import build_model
@@ -37,6 +42,28 @@ def test_weak_motor_or_low_supply_is_refused() -> None:
     low = _family("brownout", {"supply_voltage": {"dist": "uniform", "low": 3.0, "high": 12.0}})
     with pytest.raises(SpecError, match="supply_voltage"):
         check_family(get_robot("arm2"), low)  # type: ignore[arg-type]
+
+
+def test_clip_pulls_an_unholdable_end_in_to_the_limit() -> None:
+    """A widened range beyond what the servos can hold (sysid's family.toml on a robot
+    identified near the limit) is pulled in to the last holdable value: the clipped family
+    passes the check, a slightly larger end would not, and other ranges are untouched."""
+    r = get_robot("arm2")
+    dists = _family("wide", {
+        "payload_mass": {"dist": "uniform", "low": 0.3, "high": 1.0},
+        "shoulder_strength": {"dist": "uniform", "low": 0.2, "high": 1.2},
+        "elbow_frictionloss": {"dist": "uniform", "low": 0.0, "high": 5.0}}).train  # type: ignore[attr-defined]
+    out, clipped = clip_to_feasible(r, dists)
+    assert set(clipped) == {"payload_mass", "shoulder_strength"}
+    pm, ss = out["payload_mass"], out["shoulder_strength"]
+    assert pm.low == 0.3 and 0.3 < pm.high < 1.0 and clipped["payload_mass"] == (1.0, pm.high)
+    assert ss.high == 1.2 and 0.2 < ss.low < 1.2
+    assert out["elbow_frictionloss"] == dists["elbow_frictionloss"]
+    check_family(r, _family("clipped", {k: {"dist": d.dist, "low": d.low, "high": d.high}
+                                        for k, d in out.items()}))  # type: ignore[arg-type]
+    over = {"payload_mass": {"dist": "uniform", "low": 0.3, "high": pm.high + 0.01}}
+    with pytest.raises(SpecError, match="payload_mass"):
+        check_family(r, _family("over", over))  # type: ignore[arg-type]
 
 
 def test_make_vec_env_refuses_an_unliftable_family(tmp_path: Path) -> None:
