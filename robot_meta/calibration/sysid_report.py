@@ -14,10 +14,13 @@
   arms beyond the ranges, fine-tuning on families narrowed to e W lost zero-shot return on 4 of
   the 5 with e <= 0.24 and gained on the 3 with e >= 0.29 (the twin's stiction, backlash and
   current lag, which MuJoCo does not model, need the robustness); with the floor it gained
-  +9.3 [+0.5, +18.0] on the same arms (BENCHMARKS.md, issue 22).
+  +9.3 [+0.5, +18.0] on the same arms, but -6.3 [-14.6, +2.0] on a fresh draw with another
+  RMA seed (BENCHMARKS.md, issue 22).
   Bounds are the factor's physical ones; the latency is a randint over the whole steps
-  [lo, hi] touches. Unidentifiable factors keep the source family's training distribution;
-  OOD ranges are the source family's.
+  [lo, hi] touches; a load-adding range whose widened end the servos cannot hold is pulled in
+  to the last value they can (:func:`robot_meta.sim.feasibility.clip_to_feasible`), and the
+  file's header says so. Unidentifiable factors keep the source family's training
+  distribution; OOD ranges are the source family's.
 * the real2sim2real decision (``result.json``'s ``real2sim2real``, ``--json``): fine-tune
   only when an identified factor's 95 % interval lies wholly outside the source family's
   training range. Within the ranges the meta-trained run was trained for this robot already,
@@ -82,8 +85,6 @@ class SysidReport:
         self.heldout = list(heldout)
         self.source = source
         self.stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        # factors whose widened range family_dists pulled in: {name: (asked end, end used)}
-        self.clipped: dict[str, tuple[float, float]] = {}
 
     # ---- params.toml ---------------------------------------------------------------------
     def params_toml(self) -> str:
@@ -167,6 +168,11 @@ class SysidReport:
     # ---- family.toml ---------------------------------------------------------------------
     def family_dists(self) -> dict[str, Distribution]:
         """The ``ident`` family's training distributions (module docstring)."""
+        return self._clipped_family()[0]
+
+    def _clipped_family(self) -> tuple[dict[str, Distribution], dict[str, tuple[float, float]]]:
+        """(the ``ident`` training distributions, {factor: (widened end, end used)} for the
+        load ranges pulled in to what the servos can hold)."""
         rdef, fam = self.sid.robot, self.sid.family
         width = max(self.model_error(), MIN_WIDTH)
         out: dict[str, Distribution] = {}
@@ -189,18 +195,17 @@ class SysidReport:
                 out[name] = Distribution("uniform", lo, max(hi, lo))
         # widening may ask for a load the servos cannot hold (a payload beyond the stall
         # torque at the weakest strength): such an end is pulled in to the last value they can
-        out, self.clipped = clip_to_feasible(rdef, out)
-        return out
+        return clip_to_feasible(rdef, out)
 
     def family_toml(self) -> str:
         fam = self.sid.family
-        dists = self.family_dists()
+        dists, clipped = self._clipped_family()
         lines = [f"# A family narrowed by robot-meta sysid, {self.stamp}: identified factors",
                  "# ~ their 95 % interval widened to max(model error "
                  f"{self.model_error():.3g}, {MIN_WIDTH:g}) of the training width;",
                  "# unidentifiable ones keep the source family's range.",
                  *[f"# {k}: widened end {a:.4g} pulled in to {b:.4g}, the most the servos can hold"
-                   for k, (a, b) in self.clipped.items()],
+                   for k, (a, b) in clipped.items()],
                  f'robot = "{self.sid.robot.name}"', 'headline = "ident"', "", "[ident]",
                  f'description = "{fam.name} narrowed to the identified robot ({self.source})"',
                  f"init = {{ qpos_noise = {_num(fam.init.qpos_noise)}, "
